@@ -8,6 +8,7 @@
 """
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -22,3 +23,37 @@ def runs_dir() -> Path:
 def cache_dir() -> Path:
     default = Path.home() / ".cache" / "lora_playground"
     return Path(os.environ.get("LORA_PLAYGROUND_CACHE", default)).expanduser().resolve()
+
+
+def _int_from_env(variable: str, default: int) -> int:
+    raw = os.environ.get(variable)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        from lora_playground.errors import ConfigError
+
+        raise ConfigError(f"{variable}={raw!r} is not an integer.", f"Set it to a whole number such as {default}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits that protect a shared server; each one is set by the environment variable named beside it."""
+
+    max_upload_bytes: int  # LORA_PLAYGROUND_MAX_UPLOAD_MB (MiB), default 50
+    max_rows: int  # LORA_PLAYGROUND_MAX_ROWS, default 200000 rows per loaded file
+    max_sequence_length: int  # LORA_PLAYGROUND_MAX_SEQ_LEN, default 1024 tokens
+    max_queued_jobs: int  # LORA_PLAYGROUND_MAX_QUEUED_JOBS, default 20 waiting or running jobs
+    max_loaded_adapters: int  # LORA_PLAYGROUND_MAX_LOADED_ADAPTERS, default 32 per base model
+
+
+def limits() -> Limits:
+    return Limits(
+        max_upload_bytes=_int_from_env("LORA_PLAYGROUND_MAX_UPLOAD_MB", 50) * 1024 * 1024,
+        max_rows=_int_from_env("LORA_PLAYGROUND_MAX_ROWS", 200_000),
+        max_sequence_length=_int_from_env("LORA_PLAYGROUND_MAX_SEQ_LEN", 1024),
+        max_queued_jobs=_int_from_env("LORA_PLAYGROUND_MAX_QUEUED_JOBS", 20),
+        max_loaded_adapters=_int_from_env("LORA_PLAYGROUND_MAX_LOADED_ADAPTERS", 32),
+    )
