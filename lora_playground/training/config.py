@@ -49,14 +49,18 @@ class TrainConfig:
     """Validate every N optimizer steps; None validates once per epoch."""
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
+    """Fraction of all optimizer steps spent warming the learning rate up linearly from 0, in [0, 1)."""
     lr_scheduler: str = "linear"
+    """A transformers scheduler name: "linear", "cosine", "constant", "constant_with_warmup", ..."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides epochs); for quick tests."""
     seed: int = 42
+    """Seeds the head and LoRA initialization, dropout and the data order (the same for LoRA and full)."""
     bf16: bool = False
     """Run the forward pass under bfloat16 autocast (CPU must support it; check accuracy)."""
     packing: bool = False
-    """Generation only: pack several short examples into one sequence."""
+    """Generation only: pack consecutive short chats into rows of up to max_length tokens, each chat
+    attending only to itself. batch_size then counts packed rows, so an epoch has fewer steps."""
     num_threads: int | None = None
     """torch intra-op threads; None keeps torch's default."""
 
@@ -91,6 +95,14 @@ class TrainConfig:
             problems.append(f"learning_rate={self.learning_rate} must be positive")
         if self.last_n_blocks is not None and self.last_n_blocks < 1:
             problems.append(f"last_n_blocks={self.last_n_blocks} must be at least 1")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay={self.weight_decay} must not be negative")
+        for name in ("max_steps", "eval_every_steps", "early_stopping_patience", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name}={value} must be at least 1 (or unset)")
         if self.method == "lora" and self.last_n_blocks is not None:
             problems.append("last_n_blocks applies to method='full' only; drop it or switch the method")
         if self.method == "full" and (self.use_dora or self.use_rslora):
