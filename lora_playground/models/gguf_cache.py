@@ -26,8 +26,8 @@ def converted_folder(gguf_path: Path) -> Path:
 
     Side effect: writes `<cache>/models/<stem>-<size>-<mtime>/` (model, tokenizer and a marker file).
     The folder is written under a temporary name and renamed when complete, so an interrupted
-    conversion leaves no half-written cache; another process converting at the same time is harmless
-    because the first rename wins and the loser deletes its copy.
+    conversion leaves no half-written cache. Another process converting at the same time is harmless,
+    because the first rename wins and the other process deletes its copy.
     """
     stat = gguf_path.stat()
     target = settings.cache_dir() / "models" / f"{gguf_path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
@@ -66,7 +66,7 @@ def _convert(gguf_path: Path, target: Path) -> None:
         plain.save_pretrained(temporary)
         tokenizer.save_pretrained(temporary)
         (temporary / MARKER_FILE).write_text(
-            f"{gguf_path}\nsize={gguf_path.stat().st_size}\ndequantized to float32 from GGUF\n", encoding="utf-8"
+            f"{gguf_path.name}\n{gguf_path}\nsize={gguf_path.stat().st_size}\ndequantized to float32\n", encoding="utf-8"
         )
         try:
             os.rename(temporary, target)
@@ -76,3 +76,12 @@ def _convert(gguf_path: Path, target: Path) -> None:
             logger.info("Another process finished converting %s first; using its copy.", gguf_path.name)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def gguf_origin(folder: str | Path) -> str | None:
+    """Return the GGUF file name a converted folder came from, or None for any other folder or Hub id."""
+    marker = Path(folder) / MARKER_FILE
+    try:
+        return marker.read_text(encoding="utf-8").splitlines()[0].rsplit("/", 1)[-1] or None
+    except (OSError, IndexError):
+        return None

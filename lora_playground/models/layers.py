@@ -34,7 +34,7 @@ def default_target_modules(model_type: str) -> list[str]:
     """Return the default LoRA targets for a transformers model type: the attention query and value layers.
 
     Llama uses ["q_proj", "v_proj"], BERT ["query", "value"]; other types use PEFT's own mapping.
-    Raises ModelError when neither knows the type.
+    Raises ModelError when neither has an entry for the type.
     """
     if model_type in _DEFAULT_TARGETS:
         return list(_DEFAULT_TARGETS[model_type])
@@ -51,8 +51,8 @@ def default_target_modules(model_type: str) -> list[str]:
 def validate_target_modules(model: nn.Module, targets: list[str] | str | None) -> None:
     """Raise ModelError unless every LoRA target matches a module of the model, as PEFT matches them.
 
-    A list entry matches a module whose full name equals it or ends with "." + entry; a string other
-    than "all-linear" is a regular expression that must fully match at least one module name; None and
+    A list entry matches a module whose full name equals it or ends with "." + entry. A string other
+    than "all-linear" is a regular expression that must fully match at least one module name. None and
     "all-linear" always pass. The error lists the model's linear layer names.
     """
     if targets is None or targets == "all-linear":

