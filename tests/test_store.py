@@ -359,7 +359,7 @@ def test_missing_tensor_rejected(saved_entry, llama_base):
     dropped = next(key for key in tensors if "lora_B" in key)
     del tensors[dropped]
     save_file(tensors, weights)
-    with pytest.raises(AdapterError, match="no weights for 1 tensors"):
+    with pytest.raises(AdapterError, match="missing weights for 1 tensors"):
         store.load("spam-lora", llama_base)
 
 
@@ -523,3 +523,36 @@ def test_concurrent_load_and_delete(saved_entry, llama_base):
     for result in loaded:
         assert torch.equal(result, expected)
     assert _hidden(store.root) == []
+
+
+def test_update_metadata_merges_and_rerenders(saved_entry, llama_base):
+    store, _ = saved_entry
+    entry = store.update_metadata("spam-lora", {"cost": {"stored_bytes": 1234}, "metrics": {"accuracy": 0.875}})
+
+    assert entry.metadata.cost == {"stored_bytes": 1234}
+    assert entry.metadata.metrics == {"accuracy": 0.875}
+    reread = store.get("spam-lora").metadata
+    assert reread.cost == {"stored_bytes": 1234}
+    assert reread.base_model.fingerprint == llama_base.fingerprint
+    assert "0.875" in (store.path("spam-lora") / "README.md").read_text()
+    assert sorted(path.name for path in store.path("spam-lora").iterdir() if path.name.startswith(".")) == []
+
+
+def test_update_metadata_rejects_invalid(saved_entry):
+    store, _ = saved_entry
+    before = (store.path("spam-lora") / "metadata.json").read_text()
+    with pytest.raises(AdapterError, match="'kind'"):
+        store.update_metadata("spam-lora", {"kind": "qlora"})
+    assert (store.path("spam-lora") / "metadata.json").read_text() == before
+
+
+@pytest.mark.integration
+def test_embedded_minilm_entry_reloads_exactly():
+    base = get_shared_base("minilm-l6")
+    store = AdapterStore()
+    model = perturbed_lora_model(base)
+    store.save_lora("minilm-lora", model, metadata_for(base))
+
+    adapter_config = json.loads((store.path("minilm-lora") / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert torch.equal(logits(store.load("minilm-lora", base), base.tokenizer), logits(model, base.tokenizer))

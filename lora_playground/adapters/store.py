@@ -117,6 +117,8 @@ class AdapterStore:
             try:
                 entries.append(self.get(name))
             except AdapterError as error:
+                if not (self.root / name).exists():
+                    continue  # deleted while listing
                 metadata = None
                 try:
                     metadata = AdapterMetadata.load(self.root / name / METADATA_FILE)
@@ -194,10 +196,10 @@ class AdapterStore:
         if not weights.is_file():
             weights = entry.path / "adapter_model.bin"
         saved = set(read_tensor_shapes(weights, allow_pickle=allow_pickle))
-        missing = sorted(set(get_peft_model_state_dict(peft_model)) - saved)
+        missing = sorted(set(get_peft_model_state_dict(peft_model, save_embedding_layers=False)) - saved)
         if missing:
             raise AdapterError(
-                f"Adapter {entry.name!r} ({weights}) has no weights for {len(missing)} tensors, e.g. {missing[:3]}.",
+                f"Adapter {entry.name!r} ({weights}) is missing weights for {len(missing)} tensors, for example {missing[:3]}.",
                 "The file is incomplete: delete the entry and save or pull it again.",
             )
         return peft_model.eval()
@@ -263,7 +265,11 @@ class AdapterStore:
         temporary = self._temporary_folder(name)
         try:
             scratch = temporary / ".peft"
-            peft_model.save_pretrained(str(scratch), selected_adapters=[adapter_name], safe_serialization=True)
+            # save_embedding_layers="auto" would ask the Hub for the base's config.json to detect a resized
+            # vocabulary. The base is frozen and never resized, so its embeddings need not be saved.
+            peft_model.save_pretrained(
+                str(scratch), selected_adapters=[adapter_name], safe_serialization=True, save_embedding_layers=False
+            )
             # PEFT writes every adapter except "default" into a subfolder named after it.
             written = scratch / adapter_name if adapter_name != "default" else scratch
             for file_name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
@@ -356,6 +362,34 @@ class AdapterStore:
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
         return self.get(name, allow_pickle=allow_pickle)
+
+    def update_metadata(self, name: str, updates: dict) -> AdapterEntry:
+        """Merge `updates` into entry `name`'s metadata.json (one level deep) and render its README again.
+
+        Each file is replaced atomically (written beside it, then renamed). The merged metadata must be
+        valid; the entry's name cannot be changed this way. Raises AdapterError if the entry is missing.
+        """
+        folder = self.path(name)
+        with _RENAME_LOCK:
+            metadata = self.get(name).metadata
+            values = _merge_metadata(metadata.to_dict(), updates)
+            values["name"] = name
+            updated = AdapterMetadata.from_dict(values, source=f"metadata update of {folder}")
+            adapter_config = None
+            if updated.kind == "lora":
+                adapter_config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+            suffix = f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+            new_metadata = folder / f".{METADATA_FILE}{suffix}"
+            new_card = folder / f".{CARD_FILE}{suffix}"
+            try:
+                updated.save(new_metadata)
+                new_card.write_text(render_model_card(updated.to_dict(), adapter_config=adapter_config), encoding="utf-8")
+                os.replace(new_metadata, folder / METADATA_FILE)
+                os.replace(new_card, folder / CARD_FILE)
+            finally:
+                new_metadata.unlink(missing_ok=True)
+                new_card.unlink(missing_ok=True)
+        return AdapterEntry(name, folder, updated)
 
     def delete(self, name: str) -> None:
         """Delete entry `name`; raise AdapterError if it does not exist. Safe against concurrent deletes."""
