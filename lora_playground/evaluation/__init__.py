@@ -1,34 +1,41 @@
-"""Evaluation: predictions, offline `evaluate` metrics, uncertainty estimates and run comparisons."""
+"""Evaluation: predictions, offline `evaluate` metrics, uncertainty estimates and run comparisons.
 
-from lora_playground.evaluation.classification import (
-    ClassificationPredictions,
-    classification_metrics,
-    predict_classification,
-)
-from lora_playground.evaluation.generation import generate_responses, generation_metrics, response_perplexity
-from lora_playground.evaluation.latency import InferenceLatency
-from lora_playground.evaluation.metrics import compute_metric, load_metric
-from lora_playground.evaluation.prompting import encode_chat, render_conversation, render_prompt
-from lora_playground.evaluation.report import ComparisonReport, MetricSpec, RunResult, compare_runs
-from lora_playground.evaluation.statistics import bootstrap_ci, mcnemar
+Names are imported on first use, so importing a light submodule (for example `formatting`, or the
+metric modules that `evaluate.load` executes) does not import torch and transformers.
+"""
 
-__all__ = [
-    "ClassificationPredictions",
-    "ComparisonReport",
-    "InferenceLatency",
-    "MetricSpec",
-    "RunResult",
-    "bootstrap_ci",
-    "classification_metrics",
-    "compare_runs",
-    "compute_metric",
-    "encode_chat",
-    "generate_responses",
-    "generation_metrics",
-    "load_metric",
-    "mcnemar",
-    "predict_classification",
-    "render_conversation",
-    "render_prompt",
-    "response_perplexity",
-]
+import importlib
+
+_EXPORTS = {
+    "ClassificationPredictions": "classification",
+    "classification_metrics": "classification",
+    "predict_classification": "classification",
+    "generate_responses": "generation",
+    "generation_metrics": "generation",
+    "response_perplexity": "generation",
+    "InferenceLatency": "latency",
+    "compute_metric": "metrics",
+    "load_metric": "metrics",
+    "encode_chat": "prompting",
+    "render_conversation": "prompting",
+    "render_prompt": "prompting",
+    "ComparisonReport": "report",
+    "MetricSpec": "report",
+    "RunResult": "report",
+    "compare_runs": "report",
+    "bootstrap_ci": "statistics",
+    "mcnemar": "statistics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
