@@ -5,6 +5,7 @@ import time
 
 from lora_playground.errors import DataError
 from lora_playground.evaluation import (
+    InferenceLatency,
     RunResult,
     classification_metrics,
     generate_responses,
@@ -65,11 +66,10 @@ def evaluate_model(
         conversations = rows[MESSAGES]
         prompts = [messages[:-1] for messages in conversations]
         references = [messages[-1]["content"] for messages in conversations]
+        generation_batch = min(batch_size, 16)
         started = time.perf_counter()
-        replies = generate_responses(
-            model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=min(batch_size, 16)
-        )
-        elapsed = time.perf_counter() - started
+        replies = generate_responses(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=generation_batch)
+        latency = InferenceLatency(len(replies), generation_batch, time.perf_counter() - started)
         metrics = generation_metrics(replies, references)
         metrics["perplexity"] = response_perplexity(model, tokenizer, conversations, max_length=max_length)
         result = RunResult(
@@ -77,10 +77,7 @@ def evaluate_model(
             kind=kind,
             metrics=metrics,
             predictions=replies,
-            cost={
-                "inference_ms_per_example": 1000.0 * elapsed / len(replies),
-                "inference_examples_per_s": len(replies) / elapsed if elapsed > 0 else 0.0,
-            },
+            cost=latency.to_dict(),
         )
     logger.info("Evaluated %s on %d %s rows: %s", name, len(rows), split, _headline(result.metrics))
     return result
