@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import datasets
 import pandas as pd
 import pytest
 
@@ -537,6 +538,15 @@ def test_parquet_file(tmp_path):
     task_data = load_task_data(tmp_path / "a.parquet")
     assert sum(split_sizes(task_data).values()) == 20
     assert task_data.task.label_names == ["0", "1"]
+
+
+def test_parquet_class_label_names(tmp_path):
+    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    rows = {"sentence": [f"s{i}" for i in range(20)], "label": [i % 2 for i in range(20)]}
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "labelled.parquet")
+    task_data = load_task_data(tmp_path / "labelled.parquet")
+    assert task_data.task.label_names == ["neg", "pos"]
+    assert task_data.task.text_columns == ["sentence"]
 
 
 def test_label_suffix_folder(tmp_path):

@@ -56,7 +56,7 @@ def detect_format(columns: list[str], origin: str) -> str:
     raise DataError(
         f"Cannot tell the generation format of {origin} from its columns: {', '.join(columns)}.",
         "Use alpaca columns (instruction, input, output), a chat column (messages), or prompt and "
-        "completion columns; or name the format with data_format=... (CLI: --data-format).",
+        "completion columns; or name the format with data_format=... (CLI: --format).",
     )
 
 
@@ -73,7 +73,7 @@ def normalize_generation(raw: RawData, data_format: str | None = None) -> Genera
     notes = []
     rows = {}
     for split, raw_split in raw.splits.items():
-        require_columns(raw_split.dataset, required, raw_split.origin, "data_format=... (CLI: --data-format)")
+        require_columns(raw_split.dataset, required, raw_split.origin, "data_format=... (CLI: --format)")
         split_rows, dropped = _normalize_split(raw_split, data_format)
         if dropped:
             notes.append(dropped_note(dropped, "an empty response", split, raw_split.origin))
