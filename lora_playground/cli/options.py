@@ -45,6 +45,21 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="generation record format (default: detected from the columns)",
     )
     group.add_argument("--no-header", action="store_true", help="the CSV/TSV file has no header row")
+    group.add_argument(
+        "--column-names", type=comma_list, help="comma-separated names for the columns of a file without a header"
+    )
+    group.add_argument(
+        "--quoting",
+        choices=["auto", "minimal", "none"],
+        default="auto",
+        help="CSV/TSV quote handling: auto (minimal for CSV, none for TSV), minimal, or none",
+    )
+    group.add_argument(
+        "--file-format",
+        choices=["csv", "tsv", "json", "jsonl", "parquet"],
+        help="read the file as this format whatever its suffix says",
+    )
+    group.add_argument("--hub-config", help="Hub dataset configuration name (with a Hub dataset id)")
     group.add_argument("--encoding", default="utf-8", help="text encoding of the data files (default: utf-8)")
     group.add_argument("--revision", dest="hub_revision", help="Hub dataset revision (with a Hub dataset id)")
     group.add_argument(
@@ -69,6 +84,10 @@ def data_options_from_args(args: argparse.Namespace) -> dict:
         "label_names": args.label_names,
         "data_format": args.data_format,
         "has_header": not args.no_header,
+        "column_names": args.column_names,
+        "quoting": args.quoting,
+        "file_format": args.file_format,
+        "hub_config": args.hub_config,
         "encoding": args.encoding,
         "hub_revision": args.hub_revision,
         "validation_fraction": args.validation_fraction,
