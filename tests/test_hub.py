@@ -469,6 +469,14 @@ def test_same_shapes_other_base_is_installed(hub, store, llama_base, caplog):
     assert "names base 'test-org/tiny-llama', not 'test-org/other-llama'" in caplog.text
 
 
+def test_long_repo_id_needs_name(hub, llama_base):
+    repo_id = "alice/" + "x" * 60
+
+    with pytest.raises(AdapterError, match="longer than 64 characters"):
+        pull_adapter(repo_id, endpoint=hub.url, base=llama_base)
+    assert hub.request_log == []
+
+
 def test_existing_entry_needs_force(hub, store, llama_base):
     _save_adapter(store, llama_base)
     push_adapter("sms-lora", "alice/sms-lora", token=WRITE_TOKEN, endpoint=hub.url)

@@ -74,7 +74,14 @@ def pull_adapter(
     """
     repo_id = check_repo_id(repo_id)
     store = store or AdapterStore()
-    name = validate_name(name if name is not None else default_entry_name(repo_id))
+    if name is None:
+        name = default_entry_name(repo_id)
+        if len(name) > 64:
+            raise AdapterError(
+                f"The store name {name!r} made from the repo id is longer than 64 characters.",
+                "Pass a shorter name (CLI: --name).",
+            )
+    name = validate_name(name)
     if store.path(name).exists() and not force:
         raise AdapterError(
             f"An adapter named {name!r} already exists in {store.root}.",
@@ -99,8 +106,9 @@ def pull_adapter(
         scratch = Path(scratch)
         download = scratch / "download"
         with hub_errors(action, endpoint, token, repo_id=repo_id, revision=revision):
-            # Downloading the pinned commit, one file at a time, into a folder of our own: nothing goes to
-            # the shared Hugging Face cache, and a half-finished download is deleted with `scratch`.
+            # The pinned commit goes into a folder of our own, so nothing reaches the shared Hugging Face
+            # cache and a half-finished download is deleted with `scratch`. One file at a time, because
+            # during an outage each parallel worker would sit through huggingface_hub's retry backoff.
             snapshot_download(
                 repo_id,
                 revision=commit,
