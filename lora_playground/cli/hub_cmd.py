@@ -16,6 +16,9 @@ def register(subparsers) -> None:
     push.add_argument("repo_id", help="target repo, e.g. alice/sms-spam-lora (created if missing)")
     push.add_argument("--private", action="store_true", help="create the repo as private")
     push.add_argument("--baseline", help="store entry of the full-finetune baseline, shown beside the metrics in the card")
+    push.add_argument(
+        "--base-hub-id", help="Hub id of the base model, needed when the adapter was trained on a local base folder"
+    )
     push.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
     push.set_defaults(handler=run_push)
 
@@ -43,7 +46,14 @@ def register(subparsers) -> None:
 def run_push(args: argparse.Namespace) -> int:
     from lora_playground.hub import push_adapter
 
-    result = push_adapter(args.name, args.repo_id, private=args.private, endpoint=args.endpoint, baseline=args.baseline)
+    result = push_adapter(
+        args.name,
+        args.repo_id,
+        private=args.private,
+        endpoint=args.endpoint,
+        baseline=args.baseline,
+        base_hub_id=args.base_hub_id,
+    )
     print(f"pushed {args.name} to {result.repo_url}")
     print(f"commit {result.commit_id}")
     return 0
