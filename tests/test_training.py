@@ -274,7 +274,7 @@ def test_lora_llama_generation_loss_falls(llama_base):
 
 
 def test_packed_generation_trains(llama_base):
-    config = TrainConfig(epochs=2, batch_size=4, learning_rate=1e-2, packing=True, max_length=128)
+    config = TrainConfig(max_steps=4, batch_size=4, learning_rate=1e-2, packing=True, max_length=128)
     run = train(llama_base, echo_task(), config)
     assert any(note.startswith("packed 48 chats into") for note in run.notes)
     assert all(np.isfinite(logged_losses(run)))

@@ -6,12 +6,21 @@ import time
 from collections.abc import Callable
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 from lora_playground.errors import CancelledError
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[dict], None]
+
+
+class ProgressBars(ProgressCallback):
+    """Trainer's tqdm bars without its habit of writing every log dict to stdout (ProgressReporter
+    logs the same values through `logging`)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
 
 
 class ProgressReporter(TrainerCallback):
@@ -81,11 +90,15 @@ class ProgressReporter(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         self.last_eval = {key.removeprefix("eval_"): value for key, value in (metrics or {}).items()}
+        if state.is_world_process_zero:
+            shown = {key: round(value, 4) for key, value in self.last_eval.items() if isinstance(value, float)}
+            logger.info("step %d/%d: validation %s", state.global_step, state.max_steps, shown)
         self._report("evaluate", state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" in logs:
             self.last_loss = logs["loss"]
-            logger.info("step %d/%d: loss %.4f", state.global_step, state.max_steps, self.last_loss)
+            if state.is_world_process_zero:
+                logger.info("step %d/%d: loss %.4f", state.global_step, state.max_steps, self.last_loss)
             self._report("log", state)

@@ -23,6 +23,8 @@ class CostReport:
     training started, sampled every 20 ms by a background thread. It therefore includes everything the
     process allocated during training (activations, gradients, optimizer state, data loader buffers),
     misses peaks shorter than the sampling interval, and on GPU it does not see device memory.
+    Memory that an earlier run in the same process freed is reused without raising the RSS, so compare
+    runs that each start in a fresh process.
     """
 
     trainable_params: int

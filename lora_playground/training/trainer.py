@@ -19,11 +19,13 @@ import numpy as np
 import torch
 from peft import PeftModel, get_peft_model_state_dict
 from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainingArguments, set_seed
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from lora_playground.errors import ConfigError, DataError
+from lora_playground.models.registry import BaseModelSpec
 from lora_playground.tasks.task import Task, TaskData
-from lora_playground.training.callbacks import ProgressFn, ProgressReporter
+from lora_playground.training.callbacks import ProgressBars, ProgressFn, ProgressReporter
 from lora_playground.training.collate import collator_for
 from lora_playground.training.config import TrainConfig
 from lora_playground.training.cost import (
@@ -68,7 +70,7 @@ class TrainedRun:
     model: PreTrainedModel | PeftModel
     task: Task
     config: TrainConfig
-    base_spec: object
+    base_spec: BaseModelSpec
     base_fingerprint: str
     data_fingerprint: str
     history: list[dict]
@@ -135,6 +137,8 @@ def train(
         train_lengths=train_split.lengths,
         eval_lengths=validation_split.lengths if validation_split is not None else None,
     )
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(ProgressBars)
 
     logger.info(
         "Training %s on task %r (%d train rows, world size %d, adapter %r)",
@@ -323,6 +327,8 @@ def _training_arguments(config: TrainConfig, work_dir: str, has_validation: bool
         prediction_loss_only=task.type == "generation",
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         label_names=["labels"],
+        # NOTE: packed batches carry no attention mask, so Trainer counts the tokens that differ from the
+        # pad token, which also skips real tokens equal to it (SmolLM2's end-of-turn token).
         include_num_input_tokens_seen="non_padding",
         logging_strategy="steps",
         report_to="none",
@@ -346,7 +352,7 @@ def _work_dir(config: TrainConfig) -> str:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return tempfile.mkdtemp(prefix="lora-playground-train-")
-    # torchrun's default run id is "none", so the rendezvous port tells concurrent jobs apart.
+    # torchrun's default run id is "none", so the rendezvous address and port distinguish concurrent jobs.
     run_id = "-".join(os.environ.get(name, "") for name in ("TORCHELASTIC_RUN_ID", "MASTER_ADDR", "MASTER_PORT"))
     # NOTE: multi-machine jobs with early stopping need this folder on a shared file system.
     folder = os.path.join(tempfile.gettempdir(), f"lora-playground-train-{run_id}-{config.seed}")
