@@ -33,8 +33,8 @@ def test_accelerate_launch_two_cpu_processes(tiny_bert_dir, tmp_path):
     output = tmp_path / "adapter"
     reports = tmp_path / "reports"
 
-    # --multi_gpu makes accelerate start the processes through torch's elastic launcher; on a machine
-    # without GPUs they run on CPU with the gloo backend (`--cpu` alone would start a single process).
+    # --multi_gpu makes accelerate start the processes through torch's elastic launcher. Without GPUs
+    # they run on CPU with the gloo backend, while `--cpu` alone would start a single process.
     command = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", "2", "--num_machines", "1",

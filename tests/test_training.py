@@ -288,6 +288,20 @@ def test_full_run_trains_all_weights(bert_base):
     assert all(parameter.requires_grad for parameter in run.model.parameters())
 
 
+def test_full_generation_last_block(llama_base):
+    config = TrainConfig(method="full", last_n_blocks=1, max_steps=2, batch_size=8, learning_rate=1e-3)
+    run = train(llama_base, echo_task(), config)
+    names = trainable_names(run.model)
+    assert "model.norm.weight" in names
+    assert any(name.startswith("model.layers.1.") for name in names)
+    assert not any(name.startswith("model.layers.0.") for name in names)
+    # The head is tied to the input embedding, so it stays frozen with it.
+    assert "model.embed_tokens.weight" not in names
+    assert run.model.lm_head.weight is run.model.model.embed_tokens.weight
+    assert run.cost.trainable_params < run.cost.total_params
+    assert run.model.config.use_cache is True
+
+
 def test_same_seed_repeats_losses(bert_base):
     config = TrainConfig(max_steps=6, batch_size=8, group_by_length=True, seed=7)
     first = logged_losses(train(bert_base, sentiment_task(), config))

@@ -78,8 +78,6 @@ def main(argv: list[str] | None = None) -> None:
     from lora_playground.training.trainer import train
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
     base = get_shared_base(args.base)
     config = TrainConfig(
         method="lora",
@@ -113,4 +111,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     main()
