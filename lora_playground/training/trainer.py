@@ -115,47 +115,26 @@ def train(
     use_cache = model.config.use_cache
     train_split, validation_split, notes = _prepare_splits(base, task_data, config)
 
+    selection_metric, _ = _SELECTION_METRIC[task.type]
     work_dir = _work_dir(config)
-    selection_metric, greater_is_better = _SELECTION_METRIC[task.type]
-    args = _training_arguments(config, work_dir, has_validation=validation_split is not None, task=task)
-    args.logging_steps = _logging_interval(len(train_split.dataset), config, args.world_size)
-
-    callbacks = [ProgressReporter(progress, cancel_event)]
-    if config.early_stopping_patience is not None:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-
-    trainer = _PlaygroundTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_split.dataset,
-        eval_dataset=validation_split.dataset if validation_split is not None else None,
-        processing_class=base.tokenizer,
-        data_collator=collator_for(task.type, base.tokenizer),
-        compute_metrics=_accuracy if task.type == "classification" else None,
-        preprocess_logits_for_metrics=_argmax_logits if task.type == "classification" else None,
-        callbacks=callbacks,
-        train_lengths=train_split.lengths,
-        eval_lengths=validation_split.lengths if validation_split is not None else None,
-    )
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(ProgressBars)
-
-    logger.info(
-        "Training %s on task %r (%d train rows, world size %d, adapter %r)",
-        config.method,
-        task.name,
-        len(train_split.dataset),
-        args.world_size,
-        adapter_name,
-    )
     try:
+        trainer = _build_trainer(model, base, task, config, train_split, validation_split, work_dir)
+        trainer.add_callback(ProgressReporter(progress, cancel_event))
+        logger.info(
+            "Training %s on task %r (%d train rows, world size %d, adapter %r)",
+            config.method,
+            task.name,
+            len(train_split.dataset),
+            trainer.args.world_size,
+            adapter_name,
+        )
         with _torch_threads(config.num_threads), measure_peak_rss() as memory:
             start = time.perf_counter()
             trainer.train()
             wall_time = time.perf_counter() - start
         val_metrics = _final_validation_metrics(trainer, validation_split is not None)
     finally:
-        _remove_work_dir(work_dir, args)
+        _remove_work_dir(work_dir)
 
     state = trainer.state
     if config.early_stopping_patience is not None and state.global_step < state.max_steps:
@@ -191,9 +170,41 @@ def train(
         cost=cost,
         adapter_name=adapter_name,
         notes=notes,
-        world_size=args.world_size,
-        is_main_process=args.process_index == 0,
+        world_size=trainer.args.world_size,
+        is_main_process=trainer.args.process_index == 0,
     )
+
+
+def _build_trainer(
+    model,
+    base,
+    task: Task,
+    config: TrainConfig,
+    train_split: TokenizedSplit,
+    validation_split: TokenizedSplit | None,
+    work_dir: str,
+) -> "_PlaygroundTrainer":
+    args = _training_arguments(config, work_dir, has_validation=validation_split is not None, task=task)
+    args.logging_steps = _logging_interval(len(train_split.dataset), config, args.world_size)
+    classification = task.type == "classification"
+
+    trainer = _PlaygroundTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_split.dataset,
+        eval_dataset=validation_split.dataset if validation_split is not None else None,
+        processing_class=base.tokenizer,
+        data_collator=collator_for(task.type, base.tokenizer),
+        compute_metrics=_accuracy if classification else None,
+        preprocess_logits_for_metrics=_argmax_logits if classification else None,
+        train_lengths=train_split.lengths,
+        eval_lengths=validation_split.lengths if validation_split is not None else None,
+    )
+    if config.early_stopping_patience is not None:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(ProgressBars)
+    return trainer
 
 
 class _PlaygroundTrainer(Trainer):
@@ -360,10 +371,12 @@ def _work_dir(config: TrainConfig) -> str:
     return folder
 
 
-def _remove_work_dir(work_dir: str, args: TrainingArguments) -> None:
-    if args.world_size > 1 and torch.distributed.is_initialized():
+def _remove_work_dir(work_dir: str) -> None:
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        # Every process may still read the best checkpoint, so the first one on each machine removes
+        # the shared folder only after all have finished.
         torch.distributed.barrier()
-        if args.local_process_index != 0:
+        if int(os.environ.get("LOCAL_RANK", "0")) != 0:
             return
     shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -400,8 +413,8 @@ def _final_validation_metrics(trainer: Trainer, has_validation: bool) -> dict:
         return {}
     state = trainer.state
     evaluations = [entry for entry in state.log_history if any(key.startswith("eval_") for key in entry)]
-    wanted_step = state.best_global_step if trainer.args.load_best_model_at_end else state.global_step
-    matching = [entry for entry in evaluations if entry.get("step") == wanted_step]
+    selected_step = state.best_global_step if trainer.args.load_best_model_at_end else state.global_step
+    matching = [entry for entry in evaluations if entry.get("step") == selected_step]
     metrics = matching[-1] if matching else trainer.evaluate()
     return {
         key.removeprefix("eval_"): value
