@@ -1,5 +1,7 @@
 """Cost figures of a training run: parameters, stored bytes, peak memory, time and tokens."""
 
+import ctypes
+import gc
 import logging
 import threading
 from collections.abc import Iterator
@@ -60,6 +62,7 @@ class PeakRssMonitor:
     """Result of `measure_peak_rss`: the process RSS at start and the highest RSS sampled since, in bytes."""
 
     def __init__(self) -> None:
+        release_free_memory()
         self._process = psutil.Process()
         self.start_bytes = self._process.memory_info().rss
         self.max_bytes = self.start_bytes
@@ -87,6 +90,21 @@ class PeakRssMonitor:
         rss = self._process.memory_info().rss
         if rss > self.max_bytes:
             self.max_bytes = rss
+
+
+def release_free_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS, so the next RSS measurement starts clean.
+
+    Without this, a run measured after another one in the same process reuses the heap that the first
+    run freed, and its RSS peak looks smaller than it is. `malloc_trim` exists in glibc only; elsewhere
+    only the garbage collection happens.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)
 
 
 @contextmanager
