@@ -43,8 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
+    from lora_playground.pipeline.experiment import SecondaryProcessDone
+
     try:
         return args.handler(args) or 0
+    except SecondaryProcessDone:
+        return 0
     except PlaygroundError as error:
         logger.debug("command failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)

@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
 
 
+class SecondaryProcessDone(Exception):
+    """Raised in every process but the first of a distributed run, once training is done.
+
+    The first process evaluates and saves; the others have nothing left to do. The CLI exits 0 on it.
+    """
+
+
 @dataclass
 class StoredRun:
     """A trained run after saving: its store entry, its test-split evaluation and the training result."""
@@ -70,6 +77,9 @@ def train_and_store(
     base = get_shared_base(base_name, trust_remote_code=trust_remote_code)
     logger.info("Training %s run %r on %s (task %s)", config.method, name, base.spec.name, task_data.task.name)
     trained = train(base, task_data, config, progress=progress, cancel_event=cancel_event)
+    if not trained.is_main_process:
+        # Under torchrun / accelerate launch every process trains; only the first one evaluates and saves.
+        raise SecondaryProcessDone(name)
     result = evaluate_model(
         trained.model, base.tokenizer, task_data, name=name, kind=config.method, max_length=config.max_length
     )
