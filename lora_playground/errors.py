@@ -40,3 +40,11 @@ class LimitError(PlaygroundError):
 
 class CancelledError(PlaygroundError):
     """A job was cancelled by the user before it finished."""
+
+
+class SecondaryProcessDone(Exception):
+    """Raised in every process but the first of a distributed run, once training is done.
+
+    Not an error: the first process evaluates and saves, the others have nothing left to do, and the
+    CLI exits with 0 on it.
+    """

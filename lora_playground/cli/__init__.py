@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from lora_playground.errors import PlaygroundError
+from lora_playground.errors import PlaygroundError, SecondaryProcessDone
 
 logger = logging.getLogger("lora_playground")
 
@@ -43,8 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
-    from lora_playground.pipeline.experiment import SecondaryProcessDone
-
     try:
         return args.handler(args) or 0
     except SecondaryProcessDone:

@@ -15,7 +15,7 @@ from pathlib import Path
 from lora_playground import settings
 from lora_playground.adapters.metadata import AdapterMetadata, BaseModelRef
 from lora_playground.adapters.store import AdapterEntry, AdapterStore
-from lora_playground.errors import AdapterError, ConfigError
+from lora_playground.errors import AdapterError, ConfigError, SecondaryProcessDone
 from lora_playground.evaluation import ComparisonReport, RunResult, compare_runs
 from lora_playground.models import get_shared_base
 from lora_playground.pipeline.evaluate import evaluate_model
@@ -27,13 +27,6 @@ logger = logging.getLogger(__name__)
 
 # Weight files whose size is the "stored size" of an entry: what must be kept to reload the model.
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
-
-
-class SecondaryProcessDone(Exception):
-    """Raised in every process but the first of a distributed run, once training is done.
-
-    The first process evaluates and saves; the others have nothing left to do. The CLI exits 0 on it.
-    """
 
 
 @dataclass
