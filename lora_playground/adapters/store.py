@@ -7,8 +7,9 @@ loads it without this package. A full entry is a transformers model folder with 
 
 Every write goes to a hidden temporary folder inside the root and is renamed into place, so readers
 never see a half-written entry. Overwriting needs `force=True`: the old entry is renamed aside before
-the new one takes its name, then deleted. Temporary folders left by a killed process are removed when
-a store is opened.
+the new one takes its name, then deleted. When a store is opened, it removes the temporary and deleted
+folders a killed process left behind, and it renames a replaced entry back when the process died
+before its replacement took the name, so a crash never loses a finished entry.
 """
 
 import json
@@ -19,6 +20,8 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,6 +48,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CARD_FILE = "README.md"
 _TEMPORARY_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
+# An entry moved aside by a forced overwrite; it is restored if the overwrite never finished.
+_REPLACED_PREFIX = ".old-"
 # A leftover temporary folder whose process still runs is kept unless it is older than this.
 _STALE_SECONDS = 24 * 3600
 
@@ -406,6 +411,19 @@ class AdapterStore:
         shutil.rmtree(aside, ignore_errors=True)
         logger.info("Deleted adapter entry %s from %s", name, self.root)
 
+    @contextmanager
+    def scratch_folder(self, label: str) -> Iterator[Path]:
+        """Yield a new hidden folder inside the root for staging files, and delete it afterwards.
+
+        Listings skip it, and if the process is killed, the next store opened on this root deletes it,
+        so downloads staged here never outlive a crash. `label` must be a valid entry name.
+        """
+        folder = self._temporary_folder(validate_name(label))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     # Helpers ------------------------------------------------------------------------------------------
 
     def _check_writable(self, name: str, force: bool) -> None:
@@ -438,7 +456,7 @@ class AdapterStore:
                         f"An adapter named {name!r} already exists in {self.root}.",
                         "Pass force=True (CLI: --force) to replace it, or pick another name.",
                     )
-                aside = self.root / f"{_TRASH_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{name}"
+                aside = self.root / f"{_REPLACED_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{name}"
                 os.rename(target, aside)
             try:
                 os.rename(temporary, target)
@@ -451,11 +469,19 @@ class AdapterStore:
         logger.info("Saved adapter entry %s in %s", name, self.root)
 
     def _remove_leftovers(self) -> None:
-        """Delete temporary and trash folders whose writing process is gone (or that are over a day old)."""
+        """Clean up after writers that are gone (or whose folders are over a day old).
+
+        Temporary and deleted folders are removed. A replaced entry whose name is free again is renamed
+        back, since its writer died after moving it aside and before the replacement took the name.
+        A replaced entry whose name is taken is removed.
+        """
+        leftover_prefixes = (_TEMPORARY_PREFIX, _TRASH_PREFIX, _REPLACED_PREFIX)
         for path in self.root.iterdir():
-            if not path.name.startswith((_TEMPORARY_PREFIX, _TRASH_PREFIX)) or not path.is_dir():
+            if not path.name.startswith(leftover_prefixes) or not path.is_dir():
                 continue
-            pid_text = path.name.split("-", 2)[1] if path.name.count("-") >= 2 else ""
+            # Leftover names are "<prefix><pid>-<8 hex digits>-<entry name>"; each prefix has one "-".
+            parts = path.name.split("-", 3)
+            pid_text = parts[1] if len(parts) > 1 else ""
             running = pid_text.isdigit() and _process_exists(int(pid_text))
             try:
                 age = time.time() - path.stat().st_mtime
@@ -463,8 +489,22 @@ class AdapterStore:
                 continue
             if running and age < _STALE_SECONDS:
                 continue
+            if path.name.startswith(_REPLACED_PREFIX) and len(parts) == 4 and self._restore_replaced(path, parts[3]):
+                continue
             logger.info("Removing leftover folder %s from an interrupted write.", path)
             shutil.rmtree(path, ignore_errors=True)
+
+    def _restore_replaced(self, aside: Path, name: str) -> bool:
+        """Rename an entry moved aside by an unfinished overwrite back to `name`; False if `name` is taken."""
+        if not NAME_PATTERN.match(name) or ".." in name:
+            return False
+        target = self.root / name
+        with _RENAME_LOCK:
+            if target.exists() or target.is_symlink():
+                return False
+            os.rename(aside, target)
+        logger.warning("Restored adapter entry %s: the process replacing it stopped before the new entry was saved.", name)
+        return True
 
 
 def _process_exists(pid: int) -> bool:
