@@ -1,6 +1,6 @@
 """Pulling a LoRA adapter from a Hub repo into the adapter store, after checking that it fits the base.
 
-The files are downloaded into a private temporary folder, checked, and only then installed by
+The files are downloaded into a hidden scratch folder of the store, checked, and only then installed by
 `AdapterStore.install_from_folder`, which writes the entry atomically. A failure at any step, including
 the server going away mid-download, leaves the store as it was.
 """
@@ -8,7 +8,6 @@ the server going away mid-download, leaves the store as it was.
 import json
 import logging
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -102,8 +101,9 @@ def pull_adapter(
             repo_files = api.list_repo_files(repo_id, revision=commit)
     needed_files = files_to_download(repo_id, repo_files, allow_pickle=allow_pickle)
 
-    with tempfile.TemporaryDirectory(prefix="lora-playground-pull-") as scratch:
-        scratch = Path(scratch)
+    # Staged inside the store root, so a process killed mid-download leaves nothing behind for long:
+    # the next store opened on that root deletes the folder.
+    with store.scratch_folder("pull") as scratch:
         download = scratch / "download"
         with hub_errors(action, endpoint, token, repo_id=repo_id, revision=revision):
             # The pinned commit goes into a folder of our own, so nothing reaches the shared Hugging Face
