@@ -56,7 +56,7 @@ def build_compare_screen(context: AppContext, data_source: gr.State, timer: gr.T
     costs = gr.Dataframe(label="Costs", interactive=False, wrap=True)
     with gr.Row():
         charts = [gr.BarPlot(x="run", y="value", height=260) for _ in range(CHART_COUNT)]
-    disagreements = gr.Dataframe(label="Examples on which the runs disagree", interactive=False, wrap=True)
+    disagreements_view = gr.Dataframe(label="Examples on which the runs disagree", interactive=False, wrap=True, visible=False)
     with gr.Row():
         download_markdown = gr.DownloadButton("Download Markdown report", visible=False)
         download_json = gr.DownloadButton("Download JSON report", visible=False)
@@ -69,7 +69,7 @@ def build_compare_screen(context: AppContext, data_source: gr.State, timer: gr.T
         job = context.queue.submit("compare", params)
         return job.id, job_status_markdown(context.queue, job)
 
-    outputs = [status, shown_job, summary, metrics, costs, *charts, disagreements, download_markdown, download_json]
+    outputs = [status, shown_job, summary, metrics, costs, *charts, disagreements_view, download_markdown, download_json]
 
     def refresh(job_id, already_shown):
         job = find_job(context.queue, job_id)
@@ -81,11 +81,14 @@ def build_compare_screen(context: AppContext, data_source: gr.State, timer: gr.T
             return [line, *unchanged]
         report = job.result["report"]
         frames = chart_frames(report)
-        chart_updates = [
-            gr.update(value=frame, title=title, visible=not frame.empty) for title, frame in list(frames.items())[:CHART_COUNT]
-        ]
+        chart_updates = []
+        for index, (title, frame) in enumerate(list(frames.items())[:CHART_COUNT]):
+            # The first chart is the primary metric, a fraction; every chart starts at 0 so bars compare.
+            y_lim = [0, 1] if index == 0 else [0, None]
+            chart_updates.append(gr.update(value=frame, title=title, y_lim=y_lim, visible=not frame.empty))
         chart_updates += [gr.update(visible=False)] * (CHART_COUNT - len(chart_updates))
         markdown_path, json_path = export_files(job.id, job.result)
+        disagreements = disagreements_table(report)
         return [
             line,
             job.id,
@@ -93,7 +96,7 @@ def build_compare_screen(context: AppContext, data_source: gr.State, timer: gr.T
             metrics_table(report),
             costs_table(report),
             *chart_updates,
-            disagreements_table(report),
+            gr.update(value=disagreements, visible=not disagreements.empty),
             gr.update(value=markdown_path, visible=True),
             gr.update(value=json_path, visible=True),
         ]

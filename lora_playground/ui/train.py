@@ -220,7 +220,7 @@ def build_train_screen(context: AppContext, data_source: gr.State, timer: gr.Tim
 
     def refresh(job_id, last_key):
         job = find_job(context.queue, job_id)
-        unchanged = [gr.update()] * 6
+        unchanged = [gr.update()] * 7
         if job is None:
             return [gr.update(), *unchanged, last_key]
         events = context.queue.events(job.id)
@@ -228,6 +228,9 @@ def build_train_screen(context: AppContext, data_source: gr.State, timer: gr.Tim
         line = job_status_markdown(context.queue, job)
         if key == last_key:
             return [line, *unchanged, last_key]
+        # The job picker's labels show each job's status, so they change when the status does.
+        status_changed = last_key.rsplit(":", 1)[-1] != job.status
+        picker = gr.update(choices=train_job_choices(context), value=job.id) if status_changed else gr.update()
         loss_frame, metric_frame = progress_frames(events)
         report = (job.result or {}).get("report") if job.status == SUCCEEDED else None
         if report:
@@ -237,7 +240,7 @@ def build_train_screen(context: AppContext, data_source: gr.State, timer: gr.Tim
             table = result_frame(job.result) if job.status == SUCCEEDED else pd.DataFrame(columns=["figure", "value"])
             single = gr.update(value=table, visible=True)
             compared = [gr.update(visible=False), gr.update(visible=False)]
-        return [line, loss_frame, metric_frame, single, *compared, key]
+        return [line, loss_frame, metric_frame, single, *compared, picker, key]
 
     @show_errors
     def cancel(job_id):
@@ -252,11 +255,16 @@ def build_train_screen(context: AppContext, data_source: gr.State, timer: gr.Tim
         outputs=[lora_options, last_n_blocks],
     )
     data_source.change(data_summary, inputs=data_source, outputs=data_line)
-    refresh_outputs = [status, loss_plot, metric_plot, results, comparison, comparison_costs, shown_key]
+    refresh_outputs = [status, loss_plot, metric_plot, results, comparison, comparison_costs, watched, shown_key]
     start_button.click(start, inputs=[data_source, base, run_name, force, *config_inputs], outputs=[watched, status, shown_key]).then(
         refresh, inputs=[watched, shown_key], outputs=refresh_outputs
     )
     watched.input(lambda job_id: refresh(job_id, ""), inputs=watched, outputs=refresh_outputs)
     cancel_button.click(cancel, inputs=watched, outputs=status)
     timer.tick(refresh, inputs=[watched, shown_key], outputs=refresh_outputs, show_progress="hidden", concurrency_limit=None)
-    tab.select(lambda: gr.update(choices=train_job_choices(context)), outputs=watched)
+    def pick_job(current):
+        # A reloaded page has no watched job yet, so it follows the newest training job of any session.
+        choices = train_job_choices(context)
+        return gr.update(choices=choices, value=current if current is not None else (choices[0][1] if choices else None))
+
+    tab.select(pick_job, inputs=watched, outputs=watched).then(refresh, inputs=[watched, shown_key], outputs=refresh_outputs)
