@@ -25,6 +25,7 @@ import torch
 
 from lora_playground.adapters.serving import BASE_ADAPTER, AdapterPool, GroupKey
 from lora_playground.errors import ConfigError, DataError
+from lora_playground.evaluation.inference import model_device
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def _classify_locked(pool, texts, adapter_names, text_pairs, max_length) -> Mixe
             return_tensors="pt",
         )
         model = pool.group_model(next(name for name, info in infos.items() if info.group == group))
+        encoded = encoded.to(model_device(model))
         label = _group_label(group)
         blocker = mixed_batch_blocker(model, names)
         with torch.inference_mode():
@@ -143,7 +145,7 @@ def _classify_locked(pool, texts, adapter_names, text_pairs, max_length) -> Mixe
                 result.strategies[label] = PER_ADAPTER
                 result.reasons[label] = blocker
 
-        probabilities = torch.softmax(logits.float(), dim=-1)  # (rows, num_labels)
+        probabilities = torch.softmax(logits.float(), dim=-1).cpu()  # (rows, num_labels)
         for position, index in enumerate(indices):
             name = adapter_names[index]
             label_names = infos[name].label_names if name != BASE_ADAPTER else _any_labels(infos, group)
@@ -151,7 +153,7 @@ def _classify_locked(pool, texts, adapter_names, text_pairs, max_length) -> Mixe
                 adapter=name,
                 label=label_names[int(torch.argmax(probabilities[position]))],
                 probabilities=dict(zip(label_names, probabilities[position].tolist())),
-                logits=logits[position].float().clone(),
+                logits=logits[position].float().cpu().clone(),
             )
     return result
 
@@ -195,6 +197,7 @@ def generate_mixed(
             model = pool.base_causal_lm()
             names = None
         config = _generation_config(model, tokenizer, max_new_tokens, temperature, top_p)
+        batch = batch.to(model_device(model))
         blocker = mixed_batch_blocker(model, names) if names is not None else None
         with torch.random.fork_rng(devices=_rng_devices(batch["input_ids"].device)), torch.inference_mode():
             torch.manual_seed(seed)
