@@ -17,7 +17,7 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lora_playground.cli import adapters_cmd, data_cmd, hub_cmd, serve_cmd, train_cmd
+    from lora_playground.cli import adapters_cmd, adapters_extra_cmd, data_cmd, hub_cmd, serve_cmd, train_cmd
 
     parser = argparse.ArgumentParser(
         prog="python -m lora_playground",
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (data_cmd, train_cmd, adapters_cmd, serve_cmd, hub_cmd):
+    for module in (data_cmd, train_cmd, adapters_cmd, adapters_extra_cmd, serve_cmd, hub_cmd):
         module.register(subparsers)
     return parser
 
