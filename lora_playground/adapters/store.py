@@ -63,7 +63,8 @@ def validate_name(name: str) -> str:
     Valid: 1 to 64 characters from letters, digits, ".", "_" and "-", starting with a letter or digit,
     without "..". Path separators and anything else that could leave the store folder are rejected.
     """
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+    # fullmatch, because `$` in NAME_PATTERN.match would also accept a name that ends in a newline.
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
         raise AdapterError(
             f"Invalid adapter name {name!r}.",
             "Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, with no '..' "
@@ -496,7 +497,7 @@ class AdapterStore:
 
     def _restore_replaced(self, aside: Path, name: str) -> bool:
         """Rename an entry moved aside by an unfinished overwrite back to `name`; False if `name` is taken."""
-        if not NAME_PATTERN.match(name) or ".." in name:
+        if not NAME_PATTERN.fullmatch(name) or ".." in name:
             return False
         target = self.root / name
         with _RENAME_LOCK:
