@@ -130,7 +130,18 @@ def read_tensor_shapes(path: Path, *, allow_pickle: bool = False) -> dict[str, t
         raise AdapterError(f"Refusing to read the pickle file {path}.", PICKLE_HINT)
     import torch
 
-    return {key: tuple(tensor.shape) for key, tensor in torch.load(path, map_location="cpu", weights_only=True).items()}
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError and others for bad files
+        # weights_only refuses any object that is not a tensor or a plain container, so nothing in the file runs.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AdapterError(
+            f"Cannot read the pickle file {path}: it is broken or contains objects other than tensors ({reason[:200]}).",
+            "Such objects are never loaded; convert the weights to safetensors with a trusted tool.",
+        ) from None
+    if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
+        raise AdapterError(f"The pickle file {path} does not contain a dict of tensors.", "It is not a weights file.")
+    return {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
 
 
 def check_compatible(
