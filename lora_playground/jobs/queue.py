@@ -5,6 +5,9 @@ not depend on what they do. A job function receives a `JobContext` and returns a
 (or None). It reports progress with `context.report({...})` and should check `context.cancel_event`
 (or call `context.raise_if_cancelled()`) at safe points; raising `CancelledError` marks the job cancelled.
 
+Params, progress reports, results and error messages are stored without secret-named keys, and with
+the job's secret values and anything shaped like a Hugging Face token replaced by "***" (see `redact`).
+
 Only one process may run the queue of a given database: on start the queue marks every job that an
 earlier process left queued or running as interrupted.
 """
@@ -45,8 +48,11 @@ class JobContext:
     _store: JobStore = field(repr=False)
 
     def report(self, progress: dict[str, Any]) -> None:
-        """Persist a progress report (a JSON-serializable dict, e.g. step, max_steps, loss, eta_seconds)."""
-        self._store.record_progress(self.job_id, strip_secrets(progress))
+        """Persist a progress report (a JSON-serializable dict, e.g. step, max_steps, loss, eta_seconds).
+
+        Secret-named keys are dropped, and the job's own secret values are replaced by "***".
+        """
+        self._store.record_progress(self.job_id, strip_secrets(progress, tuple(self.secrets.values())))
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_event.is_set():
@@ -237,5 +243,6 @@ class JobQueue:
         finally:
             with self._lock:
                 self._cancel_events.pop(job.id, None)
-        self.store.finish(job.id, status, result=result if status == SUCCEEDED else None, error=error)
+        stored_result = strip_secrets(result, secret_values) if status == SUCCEEDED and result is not None else None
+        self.store.finish(job.id, status, result=stored_result, error=error)
         logger.info("Finished job %d (%s): %s", job.id, job.kind, status)
