@@ -26,15 +26,19 @@ def cache_dir() -> Path:
 
 
 def _int_from_env(variable: str, default: int) -> int:
+    """Read a positive whole number from `variable`; unset or empty gives `default`."""
+    from lora_playground.errors import ConfigError
+
     raw = os.environ.get(variable)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        from lora_playground.errors import ConfigError
-
-        raise ConfigError(f"{variable}={raw!r} is not an integer.", f"Set it to a whole number such as {default}.")
+        raise ConfigError(f"{variable}={raw!r} is not an integer.", f"Set it to a whole number such as {default}.") from None
+    # A limit of 0 or less would reject every request with a message about the request, not the setting.
+    if value < 1:
+        raise ConfigError(f"{variable}={value} must be at least 1.", f"Set it to a whole number such as {default}, or unset it.")
     return value
 
 
@@ -57,3 +61,19 @@ def limits() -> Limits:
         max_queued_jobs=_int_from_env("LORA_PLAYGROUND_MAX_QUEUED_JOBS", 20),
         max_loaded_adapters=_int_from_env("LORA_PLAYGROUND_MAX_LOADED_ADAPTERS", 32),
     )
+
+
+def check_sequence_length(max_length: int, option: str = "max_length") -> int:
+    """Return `max_length` (tokens) if it is within `limits().max_sequence_length`, else raise LimitError.
+
+    `option` names the setting in the message, for example "max_length" or "--max-length".
+    """
+    limit = limits().max_sequence_length
+    if max_length > limit:
+        from lora_playground.errors import LimitError
+
+        raise LimitError(
+            f"{option}={max_length} tokens is above the limit of {limit} tokens per sequence on this server.",
+            f"Use {option} of at most {limit}, or raise the limit with the environment variable LORA_PLAYGROUND_MAX_SEQ_LEN.",
+        )
+    return max_length

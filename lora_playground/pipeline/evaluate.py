@@ -13,6 +13,7 @@ from lora_playground.evaluation import (
     predict_classification,
     response_perplexity,
 )
+from lora_playground.settings import check_sequence_length
 from lora_playground.tasks.task import LABEL, MESSAGES, TEXT, TEXT_PAIR, TaskData
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ def evaluate_model(
     Classification reports accuracy, macro-F1, per-class scores and the confusion matrix; generation
     reports ROUGE-L, exact match, token F1 (greedy decoding, so results repeat) and the perplexity of the
     reference replies. `max_examples` evaluates only the first N rows of the split (for quick looks).
+    Raises LimitError when `max_length` is above the server's sequence limit (LORA_PLAYGROUND_MAX_SEQ_LEN).
     """
+    check_sequence_length(max_length)
     if split not in task_data.splits:
         raise DataError(
             f"The task {task_data.task.name!r} has no {split!r} split.",

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from lora_playground.errors import ConfigError
+from lora_playground.settings import check_sequence_length
 
 Method = Literal["lora", "full"]
 
@@ -73,7 +74,11 @@ class TrainConfig:
         return 5e-4 if self.method == "lora" else 5e-5
 
     def validate(self) -> None:
-        """Raise ConfigError listing every invalid or conflicting option at once."""
+        """Raise ConfigError listing every invalid or conflicting option at once.
+
+        Valid options whose max_length is above the server's sequence limit raise LimitError
+        (see `settings.check_sequence_length`).
+        """
         problems = []
         if self.method not in ("lora", "full"):
             problems.append(f"method={self.method!r} is not supported; use 'lora' or 'full'")
@@ -109,6 +114,7 @@ class TrainConfig:
             problems.append("use_dora/use_rslora apply to method='lora' only; drop them or switch the method")
         if problems:
             raise ConfigError("Invalid training options: " + "; ".join(problems) + ".")
+        check_sequence_length(self.max_length)
 
     def to_dict(self) -> dict:
         return asdict(self)
