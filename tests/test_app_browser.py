@@ -98,7 +98,7 @@ def test_malformed_upload_shows_problem(page, tmp_path):
 
 def select_options(page, label: str, options: list[str]) -> None:
     """Pick options of a Gradio dropdown by their visible text."""
-    dropdown = page.get_by_label(label, exact=True)
+    dropdown = page.get_by_role("combobox", name=label, exact=True)
     for option in options:
         dropdown.click()
         page.get_by_role("option", name=re.compile(re.escape(option))).first.click()
@@ -123,16 +123,16 @@ def start_training(page, name: str, max_steps: int, method: str = "LoRA") -> str
     page.get_by_label("Store as (empty: task-method-rank; LoRA vs full adds -lora and -full)").fill(name)
     click_button(page, "Start training")
     status = page.locator("#train-status")
-    status.get_by_text("Job #").wait_for()
+    expect(status).to_contain_text(f"({name} ·")
     return status.inner_text()
 
 
-def test_train_then_compare(page, app_server):
+def test_train_compare_and_try(page, app_server):
     choose_builtin_data(page)
     start_training(page, "topics", max_steps=3, method="LoRA vs full finetune")
 
     status = page.locator("#train-status")
-    status.get_by_text("finished", exact=False).wait_for(timeout=300_000)
+    expect(status).to_contain_text("finished", timeout=300_000)
     assert "topics-lora: accuracy" in status.inner_text()
     comparison = page.locator("#train-comparison")
     comparison.get_by_text("topics-full").wait_for()
@@ -148,6 +148,40 @@ def test_train_then_compare(page, app_server):
     assert "topics-lora" in metrics.inner_text()
     page.get_by_role("button", name="Download JSON report").wait_for()
 
+    open_tab(page, "Try")
+    select_options(page, "Runs", ["topics-lora", "topics-full"])
+    page.get_by_label("Input text").fill("Tell me a joke about computers")
+    click_button(page, "Run")
+    results = page.locator("#try-results")
+    results.get_by_text("topics-full").wait_for(timeout=120_000)
+    results_text = results.inner_text()
+    assert "topics-lora" in results_text
+    assert re.search(r"(trivia|coding|psychology|ai|emotion) \d+%", results_text)
+
+
+def test_delete_needs_typed_name(page, app_server):
+    choose_builtin_data(page)
+    start_training(page, "to-delete", max_steps=1)
+    expect(page.locator("#train-status")).to_contain_text("finished", timeout=300_000)
+
+    open_tab(page, "Adapters")
+    table = page.locator("#store-table")
+    expect(table).to_contain_text("to-delete")
+    select_options(page, "Entry", ["to-delete"])
+    expect(page.locator("#entry-metadata")).to_contain_text('"name": "to-delete"')
+    page.get_by_text("Delete this entry").click()
+    confirmation = page.get_by_label("Type the entry name to confirm")
+
+    confirmation.fill("to-delet")
+    click_button(page, "Delete entry")
+    expect(page.get_by_text("does not match the entry name").first).to_be_visible()
+    expect(table).to_contain_text("to-delete")
+
+    confirmation.fill("to-delete")
+    click_button(page, "Delete entry")
+    expect(page.get_by_text("Deleted to-delete.")).to_be_visible()
+    expect(table).not_to_contain_text("to-delete")
+
 
 def test_sessions_share_queue_and_job_list(browser, app_server):
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
@@ -161,6 +195,8 @@ def test_sessions_share_queue_and_job_list(browser, app_server):
         pages[0].locator("#train-status").get_by_text("running: step").wait_for(timeout=120_000)
         second_status = start_training(pages[1], "shared-short", max_steps=2)
         assert "queued (1st in line)" in second_status
+        waiting_row = pages[0].locator("#job-list").get_by_role("row").filter(has_text="shared-short")
+        expect(waiting_row).to_contain_text("queued (1st in line)")
 
         click_button(pages[0], "Cancel training")
         expect(pages[0].locator("#train-status")).to_contain_text("cancelled", timeout=120_000)
@@ -278,6 +314,46 @@ def test_hub_push_list_and_pull(browser, tiny_bert_dir, tmp_path):
         assert wrong_token not in log_text
     except Exception:
         save_screenshot(page, "failed-hub")
+        raise
+    finally:
+        context.close()
+
+
+def test_generation_task_trains_and_streams(browser, tiny_llama_dir, tmp_path):
+    workdir = tmp_path / "generation"
+    workdir.mkdir()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        with running_app(tiny_llama_dir, workdir) as (url, process, log_path):
+            page.goto(url)
+            open_tab(page, "Data")
+            select_options(page, "Built-in task", ["chatterbot-replies"])
+            click_button(page, "Check data")
+            expect(page.locator("#data-result")).to_contain_text("(generation)")
+
+            start_training(page, "replies", max_steps=2)
+            expect(page.locator("#train-status")).to_contain_text("finished", timeout=300_000)
+            assert "replies: rouge_l" in page.locator("#train-status").inner_text()
+
+            open_tab(page, "Try")
+            select_options(page, "Runs", ["replies"])
+            page.get_by_role("button", name="Generation settings").click()
+            page.get_by_label("number input for Max new tokens").fill("5")
+            page.get_by_label("number input for Max new tokens").press("Enter")
+            page.get_by_label("Input text").fill("Hello, how are you?")
+            click_button(page, "Run")
+            results = page.locator("#try-results")
+            base_row = results.get_by_role("row").filter(has_text="base")
+            adapter_row = results.get_by_role("row").filter(has_text="replies")
+            expect(adapter_row).to_contain_text("lora", timeout=120_000)
+            # Latency appears once a reply is complete; streamed rows show "…" until then.
+            expect(adapter_row).to_contain_text(re.compile(r"lora\s.*\d+\.\d", re.S), timeout=120_000)
+            expect(base_row).to_contain_text(re.compile(r"base\s.*\d+\.\d", re.S), timeout=120_000)
+            assert "waiting" not in results.inner_text()
+    except Exception:
+        save_screenshot(page, "failed-generation")
         raise
     finally:
         context.close()

@@ -93,7 +93,7 @@ def build_adapters_screen(context: AppContext, tab: gr.Tab) -> None:
             card = gr.Markdown(label="Model card")
         with gr.Column(scale=2):
             card_header = gr.Code(label="Model card metadata (YAML front matter)", language="yaml")
-            metadata = gr.Code(label="metadata.json", language="json")
+            metadata = gr.Code(label="metadata.json", language="json", elem_id="entry-metadata")
     with gr.Accordion("Delete this entry", open=False):
         confirmation = gr.Textbox(label="Type the entry name to confirm")
         delete_button = gr.Button("Delete entry", variant="stop")

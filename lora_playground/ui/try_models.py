@@ -9,8 +9,8 @@ from functools import lru_cache
 import gradio as gr
 import pandas as pd
 
-from lora_playground.errors import ConfigError, DataError
-from lora_playground.errors import PlaygroundError
+from lora_playground.errors import ConfigError, DataError, PlaygroundError
+from lora_playground.pipeline.inference import stream_side_by_side
 from lora_playground.ui.adapter_choices import adapter_choices
 from lora_playground.ui.context import AppContext
 from lora_playground.ui.errors import show_errors
@@ -18,7 +18,7 @@ from lora_playground.ui.task_source import task_source
 
 logger = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["model", "kind", "output", "latency (ms)", "top classes"]
+RESULT_COLUMNS = ["model", "kind", "output", "latency (ms)", "top classes", "note"]
 EXAMPLE_COUNT = 10
 
 
@@ -45,22 +45,30 @@ def example_texts(names: list[str], data: dict | None) -> list[str]:
     return list(_test_texts(source, json.dumps(options, sort_keys=True)))
 
 
-def results_frames(outputs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Turn per-model outputs into the results table and a (model, class, probability) table."""
+def results_frames(answers: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Turn the answers of `pipeline.inference` into the results table and a (model, class, probability) table.
+
+    A reply that is still streaming ends with "…"; a model that has not started shows "waiting".
+    """
     rows, probabilities = [], []
-    for output in outputs:
-        classes = output.get("probabilities") or {}
+    for answer in answers:
+        classes = answer.get("probabilities") or {}
         top = sorted(classes.items(), key=lambda item: item[1], reverse=True)[:3]
+        output = answer.get("output") or ""
+        if not answer.get("done", True):
+            output = f"{output}…" if output else "waiting"
+        latency = answer.get("latency_ms")
         rows.append(
             {
-                "model": output["name"],
-                "kind": output.get("kind", ""),
-                "output": output.get("output", ""),
-                "latency (ms)": round(float(output["latency_ms"]), 1) if output.get("latency_ms") is not None else None,
+                "model": answer["name"],
+                "kind": answer.get("kind", ""),
+                "output": output,
+                "latency (ms)": round(float(latency), 1) if latency is not None else None,
                 "top classes": ", ".join(f"{label} {probability:.0%}" for label, probability in top),
+                "note": answer.get("note") or "",
             }
         )
-        probabilities.extend({"model": output["name"], "class": label, "probability": p} for label, p in classes.items())
+        probabilities.extend({"model": answer["name"], "class": label, "probability": p} for label, p in classes.items())
     return pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.DataFrame(probabilities, columns=["model", "class", "probability"])
 
 
@@ -72,7 +80,9 @@ def build_try_screen(context: AppContext, data_source: gr.State, tab: gr.Tab) ->
     with gr.Row():
         runs = gr.Dropdown(label="Runs", choices=adapter_choices(), multiselect=True, scale=4)
         base = gr.Dropdown(context.bases, value=context.default_base, label="Base model", scale=2)
-        include_base = gr.Checkbox(True, label="Also the untrained base (generation)", scale=1)
+        with gr.Column(scale=2):
+            include_base = gr.Checkbox(True, label="Also the untrained base")
+            include_full = gr.Checkbox(True, label="Also full finetunes trained on the same data")
     text = gr.Textbox(label="Input text", lines=3, elem_id="try-input")
     examples = gr.Dataset(components=[text], samples=[], label="Examples from the test split (click to use)")
     with gr.Accordion("Generation settings", open=False):
@@ -85,24 +95,24 @@ def build_try_screen(context: AppContext, data_source: gr.State, tab: gr.Tab) ->
     probability_plot = gr.BarPlot(x="model", y="probability", color="class", title="Class probabilities", visible=False)
 
     @show_errors
-    def run(names, base_name, with_base, input_text, new_tokens, temp, nucleus):
-        from lora_playground import pipeline
-
+    def run(names, base_name, with_base, with_full, input_text, new_tokens, temp, nucleus):
         if not names:
             raise ConfigError("No runs are selected.", "Pick at least one stored run.")
         if not (input_text or "").strip():
             raise DataError("The input text is empty.", "Type a text or click an example.")
-        generation = {"max_new_tokens": int(new_tokens), "temperature": float(temp), "top_p": float(nucleus)}
-        # TODO(pipeline): confirm the signature and output fields of pipeline.try_models; stream generation.
-        outputs = pipeline.try_models(
-            base=context.check_base(base_name),
-            names=list(names),
-            text=input_text,
+        # Each yield is the whole answer list again, so generated replies grow in place (streaming).
+        for answers in stream_side_by_side(
+            context.check_base(base_name),
+            list(names),
+            input_text,
             include_base=bool(with_base),
-            generation=generation,
-        )
-        table, probabilities = results_frames([dict(output) if not isinstance(output, dict) else output for output in outputs])
-        return table, gr.update(value=probabilities, visible=not probabilities.empty)
+            include_full_names=bool(with_full),
+            max_new_tokens=int(new_tokens),
+            temperature=float(temp),
+            top_p=float(nucleus),
+        ):
+            table, probabilities = results_frames(answers)
+            yield table, gr.update(value=probabilities, visible=not probabilities.empty)
 
     def load_examples(names, data):
         try:
@@ -114,7 +124,7 @@ def build_try_screen(context: AppContext, data_source: gr.State, tab: gr.Tab) ->
 
     run_button.click(
         run,
-        inputs=[runs, base, include_base, text, max_new_tokens, temperature, top_p],
+        inputs=[runs, base, include_base, include_full, text, max_new_tokens, temperature, top_p],
         outputs=[results, probability_plot],
     )
     examples.click(lambda sample: sample[0], inputs=examples, outputs=text)
