@@ -1,7 +1,8 @@
 """The Gradio app as a real server on 127.0.0.1, driven in headless Chromium through Playwright."""
 
-import json
 import re
+import urllib.error
+import urllib.request
 
 import pytest
 from playwright.sync_api import expect
@@ -86,7 +87,7 @@ def test_malformed_upload_shows_problem(page, tmp_path):
     open_tab(page, "Data")
     page.get_by_label("Upload a file").check()
     page.locator("#data-upload input[type=file]").set_input_files(str(broken))
-    page.locator("#data-upload").get_by_text("broken.jsonl").wait_for()
+    expect(page.locator("#data-upload")).to_contain_text("broken.jsonl")
     click_button(page, "Check data")
     result = page.locator("#data-result")
     result.get_by_text("Problems").wait_for()
@@ -94,6 +95,58 @@ def test_malformed_upload_shows_problem(page, tmp_path):
     assert "broken.jsonl" in text
     assert "Line 2 of broken.jsonl is not valid JSON" in text
     assert "Traceback" not in text
+
+
+def test_upload_with_column_mapping(page, tmp_path):
+    rows = ["body,tag"] + [f"free prize number {index} call now,spam" for index in range(15)]
+    rows += [f"see you at lunch on day {index},ham" for index in range(15)]
+    upload = tmp_path / "messages.csv"
+    upload.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    open_tab(page, "Data")
+    page.get_by_label("Upload a file").check()
+    page.locator("#data-upload input[type=file]").set_input_files(str(upload))
+    expect(page.locator("#data-upload")).to_contain_text("messages.csv")
+    click_button(page, "Check data")
+    result = page.locator("#data-result")
+    expect(result).to_contain_text("Problems")
+    assert "body" in result.inner_text()
+
+    page.get_by_text("Columns and format").click()
+    select_options(page, "Text column(s) (one, or two for pairs; empty: detect)", ["body"])
+    select_options(page, "Label column", ["tag"])
+    click_button(page, "Check data")
+    expect(result).to_contain_text("Ready:")
+    text = result.inner_text()
+    assert "task messages (classification)" in text
+    assert "Classes: ham, spam." in text
+
+
+def test_upload_over_limit_is_rejected(browser, tiny_bert_dir, tmp_path):
+    workdir = tmp_path / "limit"
+    workdir.mkdir()
+    big = tmp_path / "big.csv"
+    big.write_text("text,label\n" + "a long line of text,x\n" * 80_000, encoding="utf-8")
+    assert big.stat().st_size > 1024 * 1024
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        with running_app(tiny_bert_dir, workdir, extra_env={"LORA_PLAYGROUND_MAX_UPLOAD_MB": "1"}) as (url, process, log):
+            page.goto(url)
+            open_tab(page, "Data")
+            page.get_by_label("Upload a file").check()
+            expect(page.locator("#data-upload")).to_contain_text("at most 1 MiB")
+            page.locator("#data-upload input[type=file]").set_input_files(str(big))
+            expect(page.get_by_text("exceed the maximum allowed size of 1.0 Mb").first).to_be_visible()
+            uploads = workdir / "gradio-uploads"
+            stored = [path for path in uploads.rglob("big.csv")] if uploads.exists() else []
+            assert stored == []
+    except Exception:
+        save_screenshot(page, "failed-upload-limit")
+        raise
+    finally:
+        context.close()
 
 
 def select_options(page, label: str, options: list[str]) -> None:
@@ -354,6 +407,39 @@ def test_generation_task_trains_and_streams(browser, tiny_llama_dir, tmp_path):
             assert "waiting" not in results.inner_text()
     except Exception:
         save_screenshot(page, "failed-generation")
+        raise
+    finally:
+        context.close()
+
+
+def test_login_required_with_auth(browser, tiny_bert_dir, tmp_path):
+    workdir = tmp_path / "auth"
+    workdir.mkdir()
+    auth_file = workdir / "logins.txt"
+    auth_file.write_text("alice:correct-horse\n", encoding="utf-8")
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        with running_app(tiny_bert_dir, workdir, extra_args=["--auth-file", str(auth_file)]) as (url, process, log_path):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url + "config", timeout=10)
+            assert refused.value.code == 401
+
+            page.goto(url)
+            page.get_by_label("username").fill("alice")
+            page.get_by_label("password").fill("wrong")
+            page.get_by_role("button", name="Login", exact=True).click()
+            expect(page.get_by_text("Incorrect Credentials")).to_be_visible()
+            expect(page.get_by_role("tab", name="Learn")).to_have_count(0)
+
+            page.get_by_label("username").fill("alice")
+            page.get_by_label("password").fill("correct-horse")
+            page.get_by_role("button", name="Login", exact=True).click()
+            expect(page.get_by_role("tab", name="Learn")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        assert "correct-horse" not in log_path.read_text()
+    except Exception:
+        save_screenshot(page, "failed-auth")
         raise
     finally:
         context.close()
