@@ -142,10 +142,13 @@ class AdapterStore:
                 "Copy the folder into the store instead of linking it.",
             )
         if not folder.is_dir():
-            existing = ", ".join(self.names()) or "none"
-            raise AdapterError(
-                f"No adapter named {name!r} in {self.root}.", f"Existing entries: {existing}."
-            )
+            # A forced overwrite in this process moves the old entry aside just before the new one takes its
+            # name. Waiting for the rename lock keeps the entry from seeming missing in between.
+            with _RENAME_LOCK:
+                missing = not folder.is_dir()
+            if missing:
+                existing = ", ".join(self.names()) or "none"
+                raise AdapterError(f"No adapter named {name!r} in {self.root}.", f"Existing entries: {existing}.")
         metadata = AdapterMetadata.load(folder / METADATA_FILE)
         problems = check_entry_files(folder, metadata.kind, allow_pickle=allow_pickle)
         raise_for_problems(problems, str(folder))
