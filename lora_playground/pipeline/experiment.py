@@ -69,7 +69,14 @@ def train_and_store(
 
     base = get_shared_base(base_name, trust_remote_code=trust_remote_code)
     logger.info("Training %s run %r on %s (task %s)", config.method, name, base.spec.name, task_data.task.name)
-    trained = train(base, task_data, config, progress=progress, cancel_event=cancel_event)
+    run_progress = None
+    if progress is not None:
+        # Tag each event with the run name, so a listener following a LoRA-vs-full comparison can tell
+        # the two runs' losses apart.
+        def run_progress(event: dict) -> None:
+            progress({**event, "run": name})
+
+    trained = train(base, task_data, config, progress=run_progress, cancel_event=cancel_event)
     if not trained.is_main_process:
         # Under torchrun / accelerate launch every process trains; only the first one evaluates and saves.
         raise SecondaryProcessDone(name)
