@@ -134,6 +134,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, with_method: bool
     schedule.add_argument("--bf16", action="store_true", help="bfloat16 autocast (needs CPU support; check accuracy)")
     schedule.add_argument("--packing", action="store_true", help="generation: pack short examples into one sequence")
     schedule.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    schedule.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="recompute activations in the backward pass: lower peak memory, about one more forward pass per step",
+    )
 
 
 def train_config_from_args(args: argparse.Namespace, method: str | None = None) -> TrainConfig:
@@ -163,6 +168,7 @@ def train_config_from_args(args: argparse.Namespace, method: str | None = None) 
         bf16=args.bf16,
         packing=args.packing,
         num_threads=args.threads,
+        activation_checkpointing=args.activation_checkpointing,
     )
     if config.method == "full":
         config.last_n_blocks = args.last_n_blocks

@@ -325,6 +325,9 @@ def _training_arguments(config: TrainConfig, work_dir: str, has_validation: bool
         seed=config.seed,
         data_seed=config.seed,
         bf16=config.bf16,
+        activation_checkpointing=config.activation_checkpointing,
+        # Non-reentrant checkpointing works with frozen embeddings, so LoRA needs no input-gradient hook.
+        activation_checkpointing_kwargs={"use_reentrant": False} if config.activation_checkpointing else None,
         use_cpu=not torch.accelerator.is_available(),
         eval_strategy=eval_strategy,
         eval_steps=config.eval_every_steps,
