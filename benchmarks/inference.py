@@ -98,7 +98,9 @@ def measure_inference(
 def build_parser():
     parser = base_parser(NAME, __doc__.split("\n\n")[0], default_base="smollm2-135m")
     parser.add_argument("--batch-sizes", default="1,32", help="comma-separated batch sizes (default: 1,32)")
-    parser.add_argument("--examples", type=int, default=256, help="texts per timed pass (default: 256; batch 1 uses a quarter)")
+    parser.add_argument(
+        "--examples", type=int, default=128, help="texts per timed pass (default: 128; batch 1 uses a quarter)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes; the best counts (default: 3)")
     parser.add_argument("--train-steps", type=int, default=10, help="training steps of the adapter (default: 10)")
     parser.add_argument("--timeout", type=float, default=1800.0)

@@ -74,10 +74,11 @@ compare_step() {
 step flops 1800 flops
 step cold_start 900 cold_start
 step inference 1800 inference
-step lora_vs_full 4800 lora_vs_full --lora-variant nodropout:dropout=0
+step lora_vs_full 6000 lora_vs_full --lora-variant nodropout:dropout=0 \
+  --lora-variant checkpointing:activation_checkpointing=true
 step lora_vs_full-batch16 2400 lora_vs_full --batch-size 16 --max-steps 30
 step pipeline_vs_reference 3600 pipeline_vs_reference
-step pipeline_vs_reference-smollm2 5400 pipeline_vs_reference --base smollm2-135m --epochs 1 --ablation-steps 20
+step pipeline_vs_reference-smollm2 5400 pipeline_vs_reference --base smollm2-135m --epochs 1 --ablation-steps 10
 step scaling 3600 scaling
 if [[ -f benchmarks/multi_adapter.py ]]; then
   step multi_adapter 1800 multi_adapter

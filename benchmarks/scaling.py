@@ -78,11 +78,13 @@ def load_adapters(*, base: str, paths: list[str], labels: int = 2) -> dict:
 
 def build_parser():
     parser = base_parser(NAME, __doc__.split("\n\n")[0], default_base="smollm2-135m")
-    parser.add_argument("--examples", default="128,256,512,1024", help="training rows per point (one epoch each)")
-    parser.add_argument("--lengths", default="32,64,128,256,512", help="sequence lengths in tokens")
-    parser.add_argument("--ranks", default="2,8,32,128", help="LoRA ranks")
-    parser.add_argument("--adapters", default="1,2,4,8,16,32", help="numbers of loaded adapters to report")
-    parser.add_argument("--steps", type=int, default=10, help="training steps per length and rank point (default: 10)")
+    parser.add_argument(
+        "--examples", default="64,128,256,512", help="training rows per point, one epoch each (default: 64,128,256,512)"
+    )
+    parser.add_argument("--lengths", default="32,64,128,256,512", help="sequence lengths in tokens (default: 32,...,512)")
+    parser.add_argument("--ranks", default="2,8,32,128", help="LoRA ranks (default: 2,8,32,128)")
+    parser.add_argument("--adapters", default="1,2,4,8,16,32", help="numbers of loaded adapters to report (default: 1,...,32)")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per length and rank point (default: 5)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per point")
     return parser
