@@ -228,3 +228,122 @@ def test_alpaca_records_load_or_error(records):
         assert len(rows) <= len(records)
         assert all(row["messages"][-1]["role"] == "assistant" for row in rows)
         assert all(row["messages"][-1]["content"].strip() for row in rows)
+
+
+# Text that stresses delimited parsing: separators, quotes, line breaks and non-ASCII characters.
+delimited_chars = st.sampled_from(list(',\t"\'\n\r;| ab1é€\u2028\ufeff\x00'))
+
+
+@SETTINGS
+@given(
+    content=st.one_of(st.text(max_size=300), st.lists(delimited_chars, max_size=300).map("".join)),
+    suffix=st.sampled_from([".csv", ".tsv", ".json", ".jsonl"]),
+    quoting=st.sampled_from(["auto", "minimal", "none"]),
+)
+def test_random_text_never_crashes(content, suffix, quoting):
+    """Valid UTF-8 that is not a well-formed table or JSON file reaches the parsers, unlike random bytes."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"data{suffix}"
+        path.write_text(content, encoding="utf-8")
+        task_data = load_or_user_error(path, quoting=quoting)
+    if task_data is not None:
+        assert len(task_data.task.label_names) >= 2
+        assert all(row["text"].strip() for split in task_data.splits.values() for row in split)
+
+
+@SETTINGS
+@given(
+    rows=labelled_rows(text_strategy=st.text(max_size=30)),
+    encoding=st.sampled_from(["utf-8-sig", "utf-16", "utf-16-le", "utf-32", "cp1252", "latin-1"]),
+    as_lines=st.booleans(),
+)
+def test_json_encodings_round_trip_or_error(rows, encoding, as_lines):
+    records = [{"text": text, "label": label} for text, label in rows if _encodable(text, encoding)]
+    if as_lines:
+        content = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    else:
+        content = json.dumps(records, ensure_ascii=False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("data.jsonl" if as_lines else "data.json")
+        path.write_bytes(content.encode(encoding))
+        # Read as UTF-8 first: a wrong guess must end in a clear error or (for ASCII-compatible bytes) a load.
+        load_or_user_error(path)
+        task_data = load_or_user_error(path, encoding=encoding)
+    if task_data is not None:
+        assert loaded_counts(task_data) == expected_counts([(record["text"], record["label"]) for record in records])
+
+
+header_names = st.one_of(st.text(max_size=12), st.sampled_from(["", " ", "text", "label", "Text", "label ", "ラベル", '"', "a,b"]))
+
+
+@SETTINGS
+@given(
+    headers=st.lists(header_names, min_size=1, max_size=4),
+    rows=st.lists(st.lists(st.one_of(st.text(max_size=15), st.sampled_from(["pos", "neg", "", " "])), min_size=1, max_size=5), max_size=25),
+)
+def test_odd_headers_and_ragged_rows_load_or_error(headers, rows):
+    """Duplicate, empty or unicode column names and rows of the wrong width end in a load or a clear error."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(headers)
+    writer.writerows(rows)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "data.csv"
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        task_data = load_or_user_error(path)
+    if task_data is not None:
+        total = sum(split.num_rows for split in task_data.splits.values())
+        assert 0 < total <= len(rows)
+        assert all(name.strip() for name in task_data.task.label_names)
+
+
+@SETTINGS
+@given(
+    labels=st.lists(st.sampled_from(["spam", "ham", "", "  ", "Spam", " spam "]), min_size=1, max_size=30),
+)
+def test_empty_labels_dropped_or_rejected(labels):
+    """Rows with an empty or blank label are never loaded as a class named ""."""
+    rows = [(f"message {index}", label) for index, label in enumerate(labels)] + [(f"anchor {index}", ["spam", "ham"][index % 2]) for index in range(8)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "data.csv"
+        write_delimited(path, rows, ",", csv.QUOTE_MINIMAL)
+        task_data = load_or_user_error(path)
+    if task_data is not None:
+        assert all(name.strip() for name in task_data.task.label_names)
+        loaded_texts = Counter(row["text"] for split in task_data.splits.values() for row in split)
+        assert loaded_texts == Counter(text for text, label in rows if label.strip())
+
+
+message_values = st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant", "tool", "", "USER"]), "content": st.one_of(st.text(max_size=15), json_scalars)}),
+    json_values,
+)
+CHAT_ANCHORS = [
+    {"messages": [{"role": "user", "content": f"Say {index}."}, {"role": "assistant", "content": f"{index}"}]} for index in range(6)
+]
+
+
+@SETTINGS
+@given(
+    records=st.lists(
+        st.one_of(st.fixed_dictionaries({"messages": st.lists(message_values, max_size=4)}), st.fixed_dictionaries({"messages": json_values})),
+        max_size=6,
+    ).flatmap(lambda records: with_anchors(records, CHAT_ANCHORS)),
+    as_lines=st.booleans(),
+)
+def test_chat_records_load_or_error(records, as_lines):
+    with tempfile.TemporaryDirectory() as folder:
+        if as_lines:
+            path = Path(folder) / "chat.jsonl"
+            path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+        else:
+            path = Path(folder) / "chat.json"
+            path.write_text(json.dumps(records), encoding="utf-8")
+        task_data = load_or_user_error(path, task_type="generation")
+    if task_data is not None:
+        rows = [row for split in task_data.splits.values() for row in split]
+        assert len(rows) <= len(records)
+        for row in rows:
+            assert row["messages"][-1]["role"] == "assistant"
+            assert row["messages"][-1]["content"].strip()
+            assert all(message["role"] in ("system", "user", "assistant") for message in row["messages"])
