@@ -156,7 +156,7 @@ def test_kill_during_training_job(tmp_path, tiny_bert_dir, spam_csv, isolated_st
     assert restarted.get(interrupted.id).status == FAILED
 
 
-def test_kill_with_queued_job_cancels_it(tmp_path):
+def test_queued_job_cancelled_on_restart(tmp_path):
     """A job still waiting when the process dies is closed as cancelled, never run after the restart."""
     path = tmp_path / "jobs.sqlite3"
     store = JobStore(path)
@@ -202,7 +202,7 @@ def test_kill_during_new_save(pause, tmp_path, tiny_bert_dir, bert_base, isolate
     assert_kept_entry_intact(store, bert_base)
 
 
-def test_kill_during_forced_replace_keeps_old_entry(tmp_path, tiny_bert_dir, bert_base, isolated_store):
+def test_kill_during_forced_replace(tmp_path, tiny_bert_dir, bert_base, isolated_store):
     """Killed after the old entry was moved aside but before the new one took its name: the old one comes back."""
     marker = tmp_path / "marker.json"
     child = Child(["save", "--base", str(tiny_bert_dir), "--name", KEPT_NAME, "--pause", "replace", "--marker", str(marker)], tmp_path)
