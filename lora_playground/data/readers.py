@@ -27,11 +27,10 @@ from lora_playground.settings import limits
 
 logger = logging.getLogger(__name__)
 
-# datasets resolves data files with tqdm's thread_map, whose ensure_lock creates the progress-bar class's
-# lock when it is missing and deletes it afterwards. Two loads at once (two app sessions) then race, and
-# one fails with "AttributeError: type object 'tqdm' has no attribute '_lock'" (datasets 5.2, tqdm
-# 4.70; huggingface/datasets issue 7660). A lock that exists before any load is never deleted.
-# `datasets.utils.tqdm` is the progress-bar class datasets passes to thread_map.
+# datasets 5.2 resolves data files with tqdm 4.70's thread_map, whose ensure_lock creates the progress-bar
+# class's lock when it is missing and deletes it afterwards. Two loads at once (two app sessions) then
+# race, and one fails with "AttributeError: type object 'tqdm' has no attribute '_lock'". A lock that
+# exists before any load is never deleted. `datasets.utils.tqdm` is the class passed to thread_map.
 datasets.utils.tqdm.get_lock()
 
 Quoting = Literal["auto", "minimal", "none"]
