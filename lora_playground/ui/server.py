@@ -201,13 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, build the app and serve it until interrupted; returns the process exit status."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     configure_logging()
+    from lora_playground.errors import PlaygroundError
+
     try:
         options = parse_options(argv)
-    except ConfigError as error:
+        from lora_playground.ui.app import launch
+
+        launch(options)
+    except PlaygroundError as error:
+        # Bad options or limit variables (e.g. LORA_PLAYGROUND_MAX_ROWS=0) stop the start with one line.
         logger.error("%s", error)
         return 2
-
-    from lora_playground.ui.app import launch
-
-    launch(options)
     return 0
