@@ -163,6 +163,9 @@ def compare(
             raise AdapterError(f"An adapter named {name!r} already exists.", "Pass --force to replace it, or pick other names.")
 
     runs = []
+    # NOTE: both runs share this process, so one-time work (lazy imports, metric modules loaded at the
+    # first validation) lands in the first run's peak-memory figure. benchmarks/lora_vs_full.py measures
+    # each method in a fresh process for figures to quote.
     for config, name in ((lora_config, lora_name), (full_config, full_name)):
         runs.append(
             train_and_store(
