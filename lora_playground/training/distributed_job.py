@@ -66,7 +66,7 @@ def adapter_digest(model, adapter_name: str) -> str:
     from peft import get_peft_model_state_dict
 
     digest = hashlib.sha256()
-    state = get_peft_model_state_dict(model, adapter_name=adapter_name)
+    state = get_peft_model_state_dict(model, adapter_name=adapter_name, save_embedding_layers=False)
     for name in sorted(state):
         digest.update(name.encode())
         digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())

@@ -88,7 +88,9 @@ def estimate_lora(
         total_params += parameter.numel()
         if parameter.requires_grad:
             trainable_params += parameter.numel()
-    adapter_state = get_peft_model_state_dict(peft_model)
+    # Counted as the adapter store saves it: without the frozen base's embeddings, and without the Hub
+    # lookup that PEFT's default save_embedding_layers="auto" makes.
+    adapter_state = get_peft_model_state_dict(peft_model, save_embedding_layers=False)
     adapter_bytes = sum(tensor.numel() * tensor.element_size() for tensor in adapter_state.values())
     adapted_layers = sum(1 for name, _ in peft_model.named_modules() if name.endswith(".lora_A"))
 

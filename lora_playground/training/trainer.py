@@ -429,7 +429,10 @@ def _final_validation_metrics(trainer: Trainer, has_validation: bool) -> dict:
 def _cost_report(model, config: TrainConfig, adapter_name: str, tokens: int, wall_time: float, memory) -> CostReport:
     trainable, total = count_parameters(model)
     if config.method == "lora":
-        stored = tensor_bytes(get_peft_model_state_dict(model, adapter_name=adapter_name))
+        # As in the adapter store: the frozen base's embeddings are never resized, so they are not stored, and
+        # PEFT's default save_embedding_layers="auto" would ask the Hub for the base's config.json every time.
+        state = get_peft_model_state_dict(model, adapter_name=adapter_name, save_embedding_layers=False)
+        stored = tensor_bytes(state)
     else:
         stored = tensor_bytes(model.state_dict())
     return CostReport(
