@@ -1,8 +1,8 @@
 """Train-evaluate-store workflows shared by the CLI and the app.
 
 `train_and_store` trains one run (LoRA or full finetune) on the shared base, evaluates it on the test
-split and saves it in the adapter store; `compare` does that for LoRA and the full-finetune baseline
-with the same data and schedule and writes a side-by-side report; `compare_stored` compares entries
+split and saves it in the adapter store. `compare` does that for LoRA and the full-finetune baseline
+with the same data and schedule, then writes a side-by-side report. `compare_stored` compares entries
 that are already in the store on one task.
 """
 
@@ -113,7 +113,7 @@ def train_and_store(
 
 @dataclass
 class ComparisonOutcome:
-    """What `compare` produced: the report, the runs behind it and where the report files are."""
+    """The outcome of `compare`: the report, the runs behind it and the paths of the report files."""
 
     report: ComparisonReport
     runs: list[StoredRun]
