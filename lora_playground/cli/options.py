@@ -113,6 +113,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, with_method: bool
     )
     lora.add_argument("--rslora", action="store_true", help="rank-stabilized scaling alpha/sqrt(r)")
     lora.add_argument("--dora", action="store_true", help="weight-decomposed LoRA (DoRA); slower per step")
+    lora.add_argument(
+        "--lora-last-n-blocks",
+        type=int,
+        help="adapt only the last N transformer blocks; backward passes stop below them (default: every block)",
+    )
 
     full = parser.add_argument_group("full finetuning")
     full.add_argument("--last-n-blocks", type=int, help="train only the last N transformer blocks and the head")
@@ -170,6 +175,8 @@ def train_config_from_args(args: argparse.Namespace, method: str | None = None) 
         num_threads=args.threads,
         activation_checkpointing=args.activation_checkpointing,
     )
+    if config.method == "lora":
+        config.lora_last_n_blocks = args.lora_last_n_blocks
     if config.method == "full":
         config.last_n_blocks = args.last_n_blocks
         config.use_dora = config.use_rslora = False

@@ -28,6 +28,9 @@ class TrainConfig:
     """Rank-stabilized LoRA: scale by alpha/sqrt(r) instead of alpha/r."""
     use_dora: bool = False
     """DoRA: learn a magnitude vector besides the low-rank direction update (slower per step)."""
+    lora_last_n_blocks: int | None = None
+    """Adapt the target layers of the last N transformer blocks only; None adapts every block. The backward
+    pass then stops below the lowest adapted block, so training steps are cheaper."""
 
     # Full finetuning
     last_n_blocks: int | None = None
@@ -108,14 +111,16 @@ class TrainConfig:
             problems.append(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if self.weight_decay < 0:
             problems.append(f"weight_decay={self.weight_decay} must not be negative")
-        for name in ("max_steps", "eval_every_steps", "early_stopping_patience", "num_threads"):
+        for name in ("max_steps", "eval_every_steps", "early_stopping_patience", "num_threads", "lora_last_n_blocks"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name}={value} must be at least 1 (or unset)")
         if self.method == "lora" and self.last_n_blocks is not None:
             problems.append("last_n_blocks applies to method='full' only; drop it or switch the method")
-        if self.method == "full" and (self.use_dora or self.use_rslora):
-            problems.append("use_dora/use_rslora apply to method='lora' only; drop them or switch the method")
+        if self.method == "full" and (self.use_dora or self.use_rslora or self.lora_last_n_blocks is not None):
+            problems.append(
+                "use_dora/use_rslora/lora_last_n_blocks apply to method='lora' only; drop them or switch the method"
+            )
         if problems:
             raise ConfigError("Invalid training options: " + "; ".join(problems) + ".")
         check_sequence_length(self.max_length)

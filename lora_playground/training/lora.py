@@ -13,6 +13,7 @@ from lora_playground.models.layers import (
 )
 from lora_playground.tasks.task import TaskType as PlaygroundTaskType
 from lora_playground.training.config import TrainConfig
+from lora_playground.training.full import find_transformer_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def build_lora_config(model: PreTrainedModel, config: TrainConfig, task_type: Pl
     modules_to_save = None
     if task_type == "classification":
         modules_to_save = classification_head_names(model)
+    layers_to_transform, layers_pattern = _last_blocks(model, config.lora_last_n_blocks)
 
     return LoraConfig(
         task_type=_PEFT_TASK_TYPES[task_type],
@@ -55,8 +57,24 @@ def build_lora_config(model: PreTrainedModel, config: TrainConfig, task_type: Pl
         use_rslora=config.use_rslora,
         use_dora=config.use_dora,
         modules_to_save=modules_to_save,
+        layers_to_transform=layers_to_transform,
+        layers_pattern=layers_pattern,
         bias="none",
     )
+
+
+def _last_blocks(model: PreTrainedModel, count: int | None) -> tuple[list[int] | None, str | None]:
+    """Return PEFT's (layers_to_transform, layers_pattern) for the last `count` blocks, or (None, None)."""
+    if count is None:
+        return None, None
+    blocks_name, blocks = find_transformer_blocks(model)
+    if count > len(blocks):
+        raise ConfigError(
+            f"lora_last_n_blocks={count} exceeds the {len(blocks)} transformer blocks of the model.",
+            f"Use a value from 1 to {len(blocks)}, or leave it unset to adapt every block.",
+        )
+    # PEFT finds a layer's index after the last part of the blocks' name ("layers" in model.layers.7.mlp).
+    return list(range(len(blocks) - count, len(blocks))), blocks_name.rsplit(".", 1)[-1]
 
 
 def apply_lora(
