@@ -41,9 +41,10 @@ def measure_inference(
     from lora_playground.evaluation import predict_classification
     from lora_playground.models import get_shared_base
     from lora_playground.training import TrainConfig
+    from lora_playground.training.cost import release_free_memory
     from lora_playground.training.trainer import train
 
-    from benchmarks.training_runs import current_rss_bytes
+    from benchmarks.training_runs import current_rss_bytes, page_in
     from benchmarks.workloads import load_workload
 
     task_data = load_workload(data, max_rows=max_rows, drop_splits=("validation",))
@@ -54,21 +55,26 @@ def measure_inference(
 
     models = {}
     extra_rss = {}
-    before = current_rss_bytes()
-    trained = train(shared, task_data, TrainConfig(max_steps=train_steps, batch_size=8))
-    models["LoRA unmerged"] = trained.model
-    extra_rss["LoRA unmerged"] = current_rss_bytes() - before
 
-    before = current_rss_bytes()
+    def build(name: str, make_model) -> None:
+        # Each model's memory is measured from a heap without the freed memory of earlier steps.
+        release_free_memory()
+        before = current_rss_bytes()
+        models[name] = make_model().eval()
+        extra_rss[name] = current_rss_bytes() - before
+
     with tempfile.TemporaryDirectory(prefix="bench-adapter-") as folder:
-        trained.model.save_pretrained(folder)
-        merged = PeftModel.from_pretrained(shared.full_copy("classification", len(labels), labels), folder)
-        models["LoRA merged"] = merged.merge_and_unload().eval()
-    extra_rss["LoRA merged"] = current_rss_bytes() - before
-
-    before = current_rss_bytes()
-    models["full model"] = shared.full_copy("classification", len(labels), labels).eval()
-    extra_rss["full model"] = current_rss_bytes() - before
+        trained = train(shared, task_data, TrainConfig(max_steps=train_steps, batch_size=8))
+        trained.model.save_pretrained(folder, save_embedding_layers=False)
+        del trained
+        page_in(shared.model)
+        build("LoRA unmerged", lambda: PeftModel.from_pretrained(shared.classification_model(len(labels), labels), folder))
+        build(
+            "LoRA merged",
+            lambda: PeftModel.from_pretrained(shared.full_copy("classification", len(labels), labels), folder)
+            .merge_and_unload(),
+        )
+    build("full model", lambda: shared.full_copy("classification", len(labels), labels))
 
     unmerged_probabilities = predict_classification(models["LoRA unmerged"], shared.tokenizer, tests).probabilities
     merged_probabilities = predict_classification(models["LoRA merged"], shared.tokenizer, tests).probabilities

@@ -8,6 +8,8 @@ everything, with the machine description, to the JSON file named by `--output`.
 import json
 import logging
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +178,7 @@ class BenchmarkReport:
             "machine": self.machine,
             "started_at": self.started_at,
             "duration_s": time.time() - self.started_at,
+            "load_average_1min_at_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
             "tables": [table.to_dict() for table in self.tables],
             "targets": [target.to_dict() for target in self.targets],
             "results": self.results,
@@ -190,5 +193,5 @@ class BenchmarkReport:
             path = Path(output)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-            print(f"Wrote {path}", flush=True)
+            print(f"Wrote {path}", file=sys.stderr, flush=True)
         return record

@@ -39,28 +39,33 @@ def make_adapters(*, base: str, count: int, folder: str, labels: int = 2) -> dic
         torch.manual_seed(index)
         model = apply_lora(shared.classification_model(labels), TrainConfig(seed=index), "classification")
         path = f"{folder}/{index}"
-        model.save_pretrained(path)
+        model.save_pretrained(path, save_embedding_layers=False)
         paths.append(path)
     return {"paths": paths}
 
 
 def load_adapters(*, base: str, paths: list[str], labels: int = 2) -> dict:
-    """Load the adapters at `paths` onto one shared base, one by one; return the RSS after each count.
+    """Load the adapters at `paths` onto one shared base one by one, and return the RSS after each count.
 
     After each load the new adapter is made active and classifies one short batch, so lazily allocated
-    memory is counted too. `rss_bytes[k]` is the RSS with k adapters loaded (k = 0: base and an empty
-    classification model only).
+    memory is counted too. `rss_bytes[k]` is the RSS with k adapters loaded. For k = 0 the base weights
+    are resident and a classification model without adapters has already classified that batch once.
     """
     import torch
     from peft import PeftModel
 
     from lora_playground.models import get_shared_base
+    from lora_playground.training.cost import release_free_memory, tensor_bytes
 
-    from benchmarks.training_runs import current_rss_bytes
+    from benchmarks.training_runs import current_rss_bytes, page_in
 
     shared = get_shared_base(base)
+    page_in(shared.model)
     inputs = shared.tokenizer(["a short message", "another one"], return_tensors="pt", padding=True)
     model = shared.classification_model(labels)
+    with torch.inference_mode():
+        model(**inputs)
+    release_free_memory()
     rss = [current_rss_bytes()]
     for index, path in enumerate(paths):
         name = f"adapter{index}"
@@ -72,8 +77,7 @@ def load_adapters(*, base: str, paths: list[str], labels: int = 2) -> dict:
         with torch.inference_mode():
             model(**inputs)
         rss.append(current_rss_bytes())
-    base_bytes = sum(tensor.numel() * tensor.element_size() for tensor in shared.model.state_dict().values())
-    return {"rss_bytes": rss, "base_tensor_bytes": base_bytes}
+    return {"rss_bytes": rss, "base_tensor_bytes": tensor_bytes(shared.model.state_dict())}
 
 
 def build_parser():
