@@ -263,17 +263,19 @@ def run(args) -> dict:
             format_ratio(ratio(reference_result["pipeline_s"], result["pipeline_s"])),
             result["accuracy"],
         )
-    best_name = min(("product (defaults)", "product (tuned)"), key=lambda name: runs[name]["pipeline_s"])
+    # The target needs equal or better accuracy, so the fastest product run that has it is judged.
+    product_names = ["product (defaults)", "product (tuned)"]
+    accurate = [name for name in product_names if runs[name]["accuracy"] >= reference_result["accuracy"]]
+    best_name = min(accurate or product_names, key=lambda name: runs[name]["pipeline_s"])
     best = runs[best_name]
     speedup = ratio(reference_result["pipeline_s"], best["pipeline_s"])
     report.target(f"wall-time speed-up of {best_name} over the reference", speedup, 2.0, "at_least")
-    if best["accuracy"] is not None and reference_result["accuracy"] is not None:
-        report.target(
-            f"test accuracy of {best_name} minus the reference (points)",
-            100 * (best["accuracy"] - reference_result["accuracy"]),
-            0.0,
-            "at_least",
-        )
+    report.target(
+        f"test accuracy of {best_name} minus the reference (points)",
+        100 * (best["accuracy"] - reference_result["accuracy"]),
+        0.0,
+        "at_least",
+    )
 
     if not args.skip_ablation:
         run_ablation(args, report, reference, product, schedule)
