@@ -4,8 +4,8 @@ The reference (`reference_run`, below) is what one writes following chapter 6 of
 Language Model From Scratch" with PEFT and transformers' Trainer. It pads every input to the longest
 training example and cuts validation and test inputs to that length. It uses PEFT's default LoRA targets
 and Trainer defaults for everything not named here. Both sides use the same base weights, epochs, learning
-rate, batch size and seed, and each runs in its own fresh process; wall time counts from loading the data
-to test-set predictions (the product also evaluates the validation split every epoch and saves the adapter).
+rate, batch size and seed, and each runs in its own fresh process. Wall time counts from loading the data
+to test-set predictions. The product also evaluates the validation split every epoch and saves the adapter.
 
 A cheaper ablation then times a fixed number of training steps for each performance lever (padding,
 length grouping, bfloat16 autocast, threads) and one optimizer step per AdamW implementation.
