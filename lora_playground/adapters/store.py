@@ -149,8 +149,11 @@ class AdapterStore:
             if missing:
                 existing = ", ".join(self.names()) or "none"
                 raise AdapterError(f"No adapter named {name!r} in {self.root}.", f"Existing entries: {existing}.")
-        metadata = AdapterMetadata.load(folder / METADATA_FILE)
-        problems = check_entry_files(folder, metadata.kind, allow_pickle=allow_pickle)
+        # Read under the rename lock too: a forced overwrite in another thread of this process could
+        # otherwise move the folder away between reading its metadata and checking its files.
+        with _RENAME_LOCK:
+            metadata = AdapterMetadata.load(folder / METADATA_FILE)
+            problems = check_entry_files(folder, metadata.kind, allow_pickle=allow_pickle)
         raise_for_problems(problems, str(folder))
         return AdapterEntry(name, folder, metadata)
 
