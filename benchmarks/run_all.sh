@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark one after the other, each under a time limit, on an otherwise idle machine.
 #
-#   benchmarks/run_all.sh                 # everything (about 3 hours on a 2-core CPU, an estimate)
+#   benchmarks/run_all.sh                 # everything (about 2 hours on an idle 2-core CPU)
 #   benchmarks/run_all.sh flops scaling   # only the named steps (the list is in STEPS below)
 #   benchmarks/run_all.sh --quick         # smoke run of every script on the embedded models (minutes)
 #
