@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from peft import get_peft_model, get_peft_model_state_dict
 from lora_playground.errors import ConfigError, ModelError
 from lora_playground.models.shared_base import GENERATION_NEEDS_DECODER, SharedBase
 from lora_playground.tasks.task import TaskType
 from lora_playground.training.config import TrainConfig
-from lora_playground.training.lora import build_lora_config
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,12 @@ def estimate_lora(
     for a non-LoRA config or invalid options, and ModelError for target modules the base does not have
     (the message lists its linear layers). Takes well under a second for a 135M-parameter base.
     """
+    # PEFT is imported here, not at module level, because the app's Learn screen imports this module and
+    # importing PEFT (with transformers) would add seconds to the app's start-up.
+    from peft import get_peft_model, get_peft_model_state_dict
+
+    from lora_playground.training.lora import build_lora_config
+
     if config.method != "lora":
         raise ConfigError(f"method={config.method!r} has no adapter to estimate.", "Use method='lora'.")
     config.validate()
