@@ -1,6 +1,8 @@
 """App pieces that need no browser: server options, upload checks, error translation, report tables."""
 
 import html
+import subprocess
+import sys
 
 import gradio as gr
 import pytest
@@ -245,3 +247,10 @@ def test_disagreements_table_lists_differing_examples(classification_report):
     assert table.loc[0, "sms-lora"] == "ham"
     assert table.loc[0, "sms-full"] == "spam"
     assert table.loc[0, "reference"] == "ham"
+
+
+def test_app_import_skips_peft():
+    """Importing the UI must not import PEFT, because PEFT adds seconds to the app's start-up."""
+    code = "import sys, lora_playground.ui.app; print(sorted(m for m in sys.modules if m.split('.')[0] == 'peft'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
