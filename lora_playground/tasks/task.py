@@ -5,6 +5,14 @@ from typing import Literal
 
 import datasets
 
+# datasets 5.2 fingerprints a new Dataset by pickling it, and its pickler reads
+# transformers.PreTrainedTokenizerBase once transformers is in sys.modules. transformers 5 replaces its
+# sys.modules entry with a lazy module when its import finishes, so a thread that imports it while another
+# thread is still importing it gets the old module, and fingerprinting fails with "module 'transformers'
+# has no attribute 'PreTrainedTokenizerBase'". The data loaders and the app (at start-up) import this
+# module, so importing transformers here finishes that import before their threads can start one.
+import transformers  # noqa: F401
+
 TaskType = Literal["classification", "generation"]
 
 # Normalized column names in TaskData.splits.

@@ -6,12 +6,6 @@ import logging
 
 import gradio as gr
 
-# transformers replaces its own entry in sys.modules with a lazy module when its import finishes. A thread
-# that imports it while another thread is still importing it gets the replaced module, which lacks the lazy
-# attributes. datasets' fingerprinting then fails with "module 'transformers' has no attribute
-# 'PreTrainedTokenizerBase'". Importing it here, before the server starts any handler thread, avoids that.
-import transformers  # noqa: F401
-
 from lora_playground import settings
 from lora_playground.jobs import JobQueue
 from lora_playground.ui.context import AppContext
