@@ -283,8 +283,9 @@ def run(args) -> dict:
         "Caching the frozen part of the forward pass does not apply to the default LoRA configuration: it adapts "
         "the attention of every block, from the first one, so no prefix of the network is frozen for all inputs."
     )
+    epochs = f"{schedule['epochs']:g} epoch" + ("" if schedule["epochs"] == 1 else "s")
     report.notes.append(
-        f"Both sides: {schedule['epochs']:g} epoch{'' if schedule['epochs'] == 1 else 's'}, learning rate {schedule['learning_rate']:g}, batch size "
+        f"Both sides: {epochs}, learning rate {schedule['learning_rate']:g}, batch size "
         f"{schedule['batch_size']}, seed {schedule['seed']}, LoRA r=8 alpha=16 dropout 0.05 on the default "
         "attention projections, torch AdamW (fused, the Trainer default), linear learning-rate decay."
     )
